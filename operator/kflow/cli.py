@@ -1,0 +1,114 @@
+"""The `kflow` command line.
+
+Owns: argument parsing and exit codes of `kflow ...`. Each sub-command is a
+thin call into the package that does the work (today: `kflow.cluster`).
+
+    kflow cluster up      [--dir D | --name N] [--image-map FILE]
+    kflow cluster down    [--dir D | --name N] [--purge]
+    kflow cluster status  [--dir D | --name N]
+    kflow cluster env     [--dir D | --name N]     # eval "$(kflow cluster env)"
+    kflow cluster build                            # build/cache the binaries only
+    kflow kubectl [--dir D | --name N] -- ARGS     # kubectl of the cluster's version
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kflow.cluster import binaries, supervisor
+
+
+def _cluster_dir(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else supervisor.default_dir(args.name)
+
+
+def _add_dir_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", help="the cluster's folder (default: $KFLOW_CLUSTER_DIR "
+                        "or ~/.kflow/clusters/NAME)")
+    parser.add_argument("--name", default="default", help="the cluster's name (default: "
+                        "%(default)s); two names give two clusters side by side")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kflow", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    cluster = commands.add_parser("cluster", help="the embedded local Kubernetes cluster")
+    actions = cluster.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start the cluster (or report the running one)")
+    _add_dir_options(up)
+    up.add_argument("--image-map", help="YAML file mapping images to local commands "
+                    "(default: $KFLOW_IMAGE_MAP); see kflow.cluster.node.images")
+    down = actions.add_parser("down", help="stop every process the cluster started")
+    _add_dir_options(down)
+    down.add_argument("--purge", action="store_true", help="also delete the cluster's folder")
+    for name, text in (("status", "each component's health"),
+                       ("env", "shell exports for the running cluster")):
+        _add_dir_options(actions.add_parser(name, help=text))
+    actions.add_parser("build", help="build (once) and cache the control-plane binaries")
+
+    kubectl = commands.add_parser("kubectl", help="run kubectl against the embedded cluster")
+    _add_dir_options(kubectl)
+    kubectl.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        bins = binaries.resolve(sys.stderr)
+        for name in ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler",
+                     "kubectl"):
+            print(f"{name.replace('_', '-')}: {getattr(bins, name)}")
+        return 0
+    directory = _cluster_dir(args)
+    if args.action == "up":
+        image_map = args.image_map or os.environ.get("KFLOW_IMAGE_MAP")
+        print(supervisor.up(directory, image_map=image_map).describe())
+        return 0
+    if args.action == "down":
+        survivors = supervisor.down(directory, purge=args.purge)
+        if survivors:
+            print("could not stop: " + ", ".join(survivors), file=sys.stderr)
+            return 1
+        print(f"kflow cluster at {directory} is down" + (" and deleted" if args.purge else ""))
+        return 0
+    if args.action == "status":
+        healthy, rows = supervisor.status(directory)
+        width = max(len(r[0]) for r in rows)
+        for name, pid, state in rows:
+            print(f"{name:<{width}}  {pid:>7}  {state}")
+        return 0 if healthy else 1
+    report = supervisor.load_report(directory)
+    print(f"export KUBECONFIG={shlex.quote(str(report.layout.kubeconfig))}")
+    print(f"export KFLOW_S3_CREDENTIALS={shlex.quote(str(report.layout.s3_credentials))}")
+    return 0
+
+
+def _kubectl(args: argparse.Namespace) -> int:
+    report = supervisor.load_report(_cluster_dir(args))
+    kubectl = binaries.resolve(sys.stderr, build=False).kubectl
+    argv = args.args[1:] if args.args[:1] == ["--"] else args.args
+    os.execvp(kubectl, [kubectl, f"--kubeconfig={report.layout.kubeconfig}", *argv])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kflow` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "cluster":
+            return _cluster(args)
+        return _kubectl(args)
+    except (supervisor.ClusterError, binaries.BuildError) as exc:
+        print(f"kflow: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""kflow's kopf operator: schedules FlowRuns as pods (built by later work)."""

@@ -1,0 +1,99 @@
+"""Fixtures of the end-to-end tests: one real cluster per session, one namespace per test.
+
+By default the cluster is kflow's embedded one (`kflow cluster up` in a
+temporary folder: real etcd, kube-apiserver, controller-manager, scheduler,
+SeaweedFS and the process node). With `KFLOW_TEST_CLUSTER=kind` on a machine
+with Docker, pytest-kind's `kind_cluster` is used instead (see README).
+`KFLOW_TEST_CLUSTER_DIR` reuses (or keeps) an embedded cluster in that folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from kflow.cluster import binaries, supervisor
+
+
+@dataclass
+class TestCluster:
+    """A running cluster as the tests see it."""
+
+    __test__ = False  # not a test class, despite its name
+
+    kubeconfig: Path
+    kubectl_path: str
+    api: client.ApiClient
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    embedded_dir: Path | None  # the embedded cluster's folder; None on kind
+
+    def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster (check=False; look at returncode)."""
+        return subprocess.run(
+            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+
+def _connect(kubeconfig: Path, kubectl_path: str, embedded_dir: Path | None) -> TestCluster:
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    return TestCluster(kubeconfig, kubectl_path, api, client.CoreV1Api(api),
+                       client.AppsV1Api(api), embedded_dir)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
+    if os.environ.get("KFLOW_TEST_CLUSTER", "embedded") == "kind":
+        kind = request.getfixturevalue("kind_cluster")
+        yield _connect(Path(kind.kubeconfig_path), str(kind.kubectl_path), None)
+        return
+    keep = "KFLOW_TEST_CLUSTER_DIR" in os.environ
+    directory = (Path(os.environ["KFLOW_TEST_CLUSTER_DIR"]) if keep
+                 else tmp_path_factory.mktemp("kflow-cluster"))
+    report = supervisor.up(directory)
+    kubectl = binaries.resolve(build=False).kubectl
+    try:
+        yield _connect(report.layout.kubeconfig, kubectl, report.layout.dir)
+    finally:
+        if not keep:
+            survivors = supervisor.down(directory)
+            assert not survivors, f"cluster processes survived `down`: {survivors}"
+
+
+def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll `check()` until it returns a truthy value; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def namespace(cluster: TestCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace (with its default ServiceAccount), deleted after the test."""
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:6]}"
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    def has_default_sa() -> bool:
+        return any(sa.metadata.name == "default" for sa in
+                   cluster.core.list_namespaced_service_account(name).items)
+
+    wait_for(f"ServiceAccount {name}/default", has_default_sa, timeout=30)
+    yield name
+    cluster.core.delete_namespace(name)
