@@ -91,7 +91,7 @@ def _cluster(args: argparse.Namespace) -> int:
 
 def _kubectl(args: argparse.Namespace) -> int:
     report = supervisor.load_report(_cluster_dir(args))
-    kubectl = binaries.resolve(sys.stderr, build=False).kubectl
+    kubectl = report.state.kubectl
     argv = args.args[1:] if args.args[:1] == ["--"] else args.args
     os.execvp(kubectl, [kubectl, f"--kubeconfig={report.layout.kubeconfig}", *argv])
 

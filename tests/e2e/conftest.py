@@ -14,14 +14,18 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from kubernetes import client, config
 
-from kflow.cluster import binaries, supervisor
+from kflow.cluster import supervisor
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,17 +65,17 @@ def cluster(request: pytest.FixtureRequest,
     keep = "KFLOW_TEST_CLUSTER_DIR" in os.environ
     directory = (Path(os.environ["KFLOW_TEST_CLUSTER_DIR"]) if keep
                  else tmp_path_factory.mktemp("kflow-cluster"))
-    report = supervisor.up(directory)
-    kubectl = binaries.resolve(build=False).kubectl
     try:
-        yield _connect(report.layout.kubeconfig, kubectl, report.layout.dir)
+        report = supervisor.up(directory)
+        yield _connect(report.layout.kubeconfig, report.state.kubectl, report.layout.dir)
     finally:
         if not keep:
             survivors = supervisor.down(directory)
             assert not survivors, f"cluster processes survived `down`: {survivors}"
 
 
-def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
+def wait_for(what: str, check: Callable[[], T], timeout: float = 60.0,
+             interval: float = 0.2) -> T:
     """Poll `check()` until it returns a truthy value; fail naming `what` on timeout."""
     deadline = time.monotonic() + timeout
     last = None

@@ -144,12 +144,13 @@ def _run_build(
 
 
 def ensure_built(
-    component: str, versions: Sequence[str], names: Sequence[str], progress: TextIO
+    component: str, versions: Sequence[str], names: Sequence[str], progress: TextIO,
+    build: bool = True,
 ) -> tuple[Path, str]:
     """The cache folder holding `names` for the first of `versions` that builds.
 
-    Builds under an exclusive lock when absent. Raises BuildError naming the
-    log of every failed attempt.
+    Builds under an exclusive lock when absent (unless `build` is false). Raises
+    BuildError naming the log of every failed attempt.
     """
     root = cache_root()
     go = go_version()
@@ -159,6 +160,8 @@ def ensure_built(
         stamp = out_dir / ".complete"
         if stamp.exists():
             return out_dir, version
+        if not build:
+            continue
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{out_dir}.lock", "w") as lock:
             try:
@@ -186,6 +189,9 @@ def ensure_built(
             failures.append(f"{component} {version}: see {log_path}\n{_tail(log_path)}")
             print(f"building {component} {version} failed (log: {log_path})",
                   file=progress, flush=True)
+    if not build:
+        raise BuildError(f"{component} is not built yet and building is disabled: run "
+                         f"`kflow cluster build` (or set KFLOW_BIN_DIR)")
     raise BuildError("could not build " + component + ":\n\n" + "\n\n".join(failures))
 
 
@@ -194,28 +200,19 @@ def resolve(progress: TextIO = sys.stderr, build: bool = True) -> Binaries:
     found = {name: _find_outside_cache(name) for name in (*ETCD_BINARIES, *K8S_BINARIES)}
     k8s_version = etcd_version = "external"
 
-    def from_cache(
-        component: str, versions: Sequence[str], names: Sequence[str]
-    ) -> str:
-        out_dir, version = ensure_built(component, versions, names, progress)
+    def from_cache(component: str, versions: Sequence[str], names: Sequence[str]) -> str:
+        out_dir, version = ensure_built(component, versions, names, progress, build)
         for name in names:
-            found[name] = str(out_dir / name)
+            found[name] = found[name] or str(out_dir / name)
         return version
 
-    def missing(names: Sequence[str]) -> list[str]:
-        return [n for n in names if found[n] is None]
-
-    want_k8s = missing(K8S_BINARIES)
+    want_k8s = [n for n in K8S_BINARIES if found[n] is None]
     if want_k8s == ["kubectl"] and shutil.which("kubectl"):
         # The control plane came from outside the cache: don't build it all for a client.
         found["kubectl"] = shutil.which("kubectl")
     elif want_k8s:
-        if not build:
-            raise BuildError(f"missing {', '.join(want_k8s)} and building is disabled")
         k8s_version = from_cache("k8s", (K8S_VERSION, *K8S_FALLBACK_VERSIONS), K8S_BINARIES)
-    if missing(ETCD_BINARIES):
-        if not build:
-            raise BuildError("missing etcd and building is disabled")
+    if found["etcd"] is None:
         etcd_version = from_cache("etcd", (ETCD_VERSION,), ETCD_BINARIES)
     paths = {n: p for n, p in found.items() if p is not None}
     return Binaries(

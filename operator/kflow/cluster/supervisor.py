@@ -76,6 +76,7 @@ class State:
     processes: dict[str, processes.ProcessRecord] = field(default_factory=dict)
     k8s_version: str = ""
     etcd_version: str = ""
+    kubectl: str = "kubectl"
     started_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +85,7 @@ class State:
             "processes": {n: r.to_json() for n, r in self.processes.items()},
             "k8s_version": self.k8s_version,
             "etcd_version": self.etcd_version,
+            "kubectl": self.kubectl,
             "started_at": self.started_at,
         }
 
@@ -102,6 +104,7 @@ class State:
                        for n, r in data.get("processes", {}).items()},
             k8s_version=data.get("k8s_version", ""),
             etcd_version=data.get("etcd_version", ""),
+            kubectl=data.get("kubectl", "kubectl"),
             started_at=float(data.get("started_at", 0.0)),
         )
 
@@ -210,6 +213,7 @@ def _start(name: str, argv: list[str], layout: Layout, state: State) -> None:
 def _start_all(layout: Layout, state: State, image_map: str | None, progress: TextIO) -> None:
     bins = binaries.resolve(progress)
     state.k8s_version, state.etcd_version = bins.k8s_version, bins.etcd_version
+    state.kubectl = bins.kubectl
     pki.ensure(layout.pki.dir)
     state.ports = processes.free_ports(components.PORT_NAMES, prefer=state.ports)
     layout.kubeconfig.write_text(

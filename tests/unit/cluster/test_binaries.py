@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,9 @@ def test_kflow_bin_dir_wins_and_nothing_is_built(tmp_path: Path,
 def test_missing_binaries_with_building_disabled_is_a_clear_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KFLOW_BIN_DIR", str(make_bin_dir(tmp_path, ("etcd",))))
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(binaries.BuildError, match="kube-apiserver"):
+    monkeypatch.setenv("KFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", f"{tmp_path / 'empty'}:{Path(shutil.which('go') or '').parent}")
+    with pytest.raises(binaries.BuildError, match="not built yet and building is disabled"):
         binaries.resolve(io.StringIO(), build=False)
 
 
