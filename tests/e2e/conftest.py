@@ -24,7 +24,6 @@ from kubernetes import client, config
 
 from kflow.cluster import supervisor
 
-
 T = TypeVar("T")
 
 
