@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -54,6 +55,10 @@ def _connect(kubeconfig: Path, kubectl_path: str, embedded_dir: Path | None) -> 
                        client.AppsV1Api(api), embedded_dir)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
@@ -61,6 +66,8 @@ def cluster(request: pytest.FixtureRequest,
         kind = request.getfixturevalue("kind_cluster")
         yield _connect(Path(kind.kubeconfig_path), str(kind.kubectl_path), None)
         return
+    # A SIGTERM (CI's timeout, `kill`) must still run the teardown below: no orphans.
+    signal.signal(signal.SIGTERM, _interrupt)
     keep = "KFLOW_TEST_CLUSTER_DIR" in os.environ
     directory = (Path(os.environ["KFLOW_TEST_CLUSTER_DIR"]) if keep
                  else tmp_path_factory.mktemp("kflow-cluster"))

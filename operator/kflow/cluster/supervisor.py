@@ -197,6 +197,8 @@ def _stop_all(layout: Layout, state: State | None) -> list[str]:
                 grace=30.0 if group == ("node",) else 10.0,
             )
             survivors += [f"{records[r.pid]} (pid {r.pid})" for r in left]
+            if "s3" in records.values() and not left:
+                s3.remove_sockets(components.s3_ports(state.ports))
     if layout.node_pgids.is_dir():
         pgids = [int(e.name) for e in layout.node_pgids.iterdir() if e.name.isdigit()]
         survivors += [f"pod process group {g}" for g in processes.kill_groups(pgids, 2.0)]
@@ -206,7 +208,12 @@ def _stop_all(layout: Layout, state: State | None) -> list[str]:
 
 
 def _start(name: str, argv: list[str], layout: Layout, state: State) -> None:
-    state.processes[name] = processes.start(argv, layout.log(name), cwd=layout.dir)
+    env, cwd = None, layout.dir
+    if name == "s3":
+        # weed acts on AWS_*/S3_* variables and on *.toml files in $HOME and its cwd.
+        s3.prepare_data_dir(layout.s3_data)
+        env, cwd = s3.server_env(os.environ, layout.s3_data), layout.s3_data
+    state.processes[name] = processes.start(argv, layout.log(name), env=env, cwd=cwd)
     state.save(layout)
 
 
@@ -228,7 +235,6 @@ def _start_all(layout: Layout, state: State, image_map: str | None, progress: Te
         creds = s3.new_credentials(endpoint)
     s3.write_credentials_file(layout.s3_credentials, creds)
     s3_config = s3.write_config(layout.s3_data.with_name("s3-config"), creds)
-    layout.s3_data.mkdir(exist_ok=True)
     layout.node_pgids.mkdir(parents=True, exist_ok=True)
 
     def step(names: tuple[str, ...], argvs: Mapping[str, list[str]]) -> None:
