@@ -59,6 +59,13 @@ def pod_latencies(kubeconfig: Path, count: int) -> tuple[list[float], list[float
     stream = watch.Watch()
 
     def watcher() -> None:
+        try:
+            watch_pods()
+        except Exception:  # the stream breaks when the namespace goes away at the end
+            if not done.is_set():
+                raise
+
+    def watch_pods() -> None:
         for event in stream.stream(core.list_namespaced_pod, namespace, timeout_seconds=600):
             pod = event["object"]
             phase = pod.status.phase if pod.status else None
@@ -99,6 +106,7 @@ def pod_latencies(kubeconfig: Path, count: int) -> tuple[list[float], list[float
     done.set()
     stream.stop()
     core.delete_namespace(namespace)
+    thread.join(timeout=10)
     return to_running, to_done
 
 

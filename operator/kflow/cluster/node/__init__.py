@@ -1,0 +1,1 @@
+"""kflow's process node: stands in for kubelet and the container runtime."""

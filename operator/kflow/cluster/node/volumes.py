@@ -1,0 +1,179 @@
+"""Pod volumes as plain directories, handed to processes through environment variables.
+
+There are no mount namespaces on the process node, so `mountPath` is NOT honoured.
+Instead every volumeMount of a container becomes an environment variable
+`KFLOW_VOLUME_<MOUNT NAME>` (upper-cased, `-` and `.` → `_`) holding the host
+directory (joined with `subPath` when given); `$(KFLOW_VOLUME_DATA)` also works in
+command/args. Supported volume types:
+
+* emptyDir → `<pod dir>/volumes/<name>/`, shared by the pod's containers, deleted
+  with the pod;
+* hostPath → the host path itself;
+* configMap / secret / projected (configMap, secret, downwardAPI fieldRef,
+  serviceAccountToken sources — so the admission-injected `kube-api-access-*` volume
+  holds `token`, `ca.crt` and `namespace`) → files written once, before the first
+  container starts.
+
+Other types (persistentVolumeClaim, csi, …) get no directory and no variable.
+`render_files` is pure; `prepare_volumes` writes. Imports nothing from kflow
+outside `kflow.cluster.node`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kflow.cluster.node.envvars import Lookups, PodFacts, field_value
+
+
+class VolumeError(Exception):
+    """A volume cannot be set up yet (missing ConfigMap/Secret); retried later."""
+
+
+def env_name(mount_name: str) -> str:
+    return "KFLOW_VOLUME_" + re.sub(r"[^A-Za-z0-9_]", "_", mount_name).upper()
+
+
+def _items(
+    data: Mapping[str, str] | None,
+    items: list[dict[str, Any]] | None,
+    what: str,
+    optional: bool,
+) -> dict[str, bytes]:
+    if data is None:
+        if optional:
+            return {}
+        raise VolumeError(f"{what} not found")
+    if not items:
+        return {key: value.encode() for key, value in data.items()}
+    files: dict[str, bytes] = {}
+    for item in items:
+        key = str(item.get("key", ""))
+        if key not in data:
+            if optional:
+                continue
+            raise VolumeError(f"{what}: key {key!r} not found")
+        files[str(item.get("path", key))] = data[key].encode()
+    return files
+
+
+def render_files(
+    volume: Mapping[str, Any],
+    pod: Mapping[str, Any],
+    lookups: Lookups,
+    facts: PodFacts,
+    token: str | None,
+) -> dict[str, bytes] | None:
+    """Files of a configMap/secret/projected volume (relative path → bytes); None otherwise."""
+    namespace = (pod.get("metadata") or {}).get("namespace", "default")
+    if "configMap" in volume:
+        ref = volume["configMap"]
+        return _items(
+            lookups.config_map(namespace, ref.get("name", "")),
+            ref.get("items"),
+            f'configmap "{ref.get("name", "")}"',
+            bool(ref.get("optional")),
+        )
+    if "secret" in volume:
+        ref = volume["secret"]
+        return _items(
+            lookups.secret(namespace, ref.get("secretName", "")),
+            ref.get("items"),
+            f'secret "{ref.get("secretName", "")}"',
+            bool(ref.get("optional")),
+        )
+    if "projected" not in volume:
+        return None
+    files: dict[str, bytes] = {}
+    for source in volume["projected"].get("sources") or []:
+        if "serviceAccountToken" in source:
+            if token is not None:
+                files[source["serviceAccountToken"].get("path", "token")] = token.encode()
+        elif "configMap" in source:
+            ref = source["configMap"]
+            files.update(
+                _items(
+                    lookups.config_map(namespace, ref.get("name", "")),
+                    ref.get("items"),
+                    f'configmap "{ref.get("name", "")}"',
+                    bool(ref.get("optional")),
+                )
+            )
+        elif "secret" in source:
+            ref = source["secret"]
+            files.update(
+                _items(
+                    lookups.secret(namespace, ref.get("name", "")),
+                    ref.get("items"),
+                    f'secret "{ref.get("name", "")}"',
+                    bool(ref.get("optional")),
+                )
+            )
+        elif "downwardAPI" in source:
+            for item in source["downwardAPI"].get("items") or []:
+                if "fieldRef" in item:
+                    path = str(item["fieldRef"].get("fieldPath", ""))
+                    files[str(item.get("path"))] = field_value(pod, path, facts).encode()
+    return files
+
+
+def _safe_join(base: Path, relative: str) -> Path:
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base.resolve()):
+        raise VolumeError(f"path {relative!r} escapes the volume")
+    return target
+
+
+def prepare_volumes(
+    pod: Mapping[str, Any],
+    pod_dir: Path,
+    lookups: Lookups,
+    facts: PodFacts,
+    token: str | None,
+) -> dict[str, Path]:
+    """Create every volume's directory (writing files where needed): name → directory."""
+    dirs: dict[str, Path] = {}
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        name = str(volume.get("name", ""))
+        if "hostPath" in volume:
+            dirs[name] = Path(volume["hostPath"].get("path", "/"))
+            continue
+        base = pod_dir / "volumes" / name
+        try:
+            files = render_files(volume, pod, lookups, facts, token)
+        except VolumeError as exc:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from exc
+        if files is None and "emptyDir" not in volume:
+            continue
+        base.mkdir(parents=True, exist_ok=True)
+        for relative, content in (files or {}).items():
+            target = _safe_join(base, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        dirs[name] = base
+    return dirs
+
+
+def mount_env(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> dict[str, str]:
+    """`KFLOW_VOLUME_<MOUNT>` for each of the container's volumeMounts that has a directory."""
+    env: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        directory = dirs.get(str(mount.get("name", "")))
+        if directory is None:
+            continue
+        sub = mount.get("subPath")
+        path = directory / sub if sub else directory
+        env[env_name(str(mount.get("name", "")))] = str(path)
+    return env
+
+
+def decode_secret(data: Mapping[str, str] | None) -> dict[str, str]:
+    """A Secret's base64 `data` as text."""
+    return {
+        key: base64.b64decode(value).decode("utf-8", errors="replace")
+        for key, value in (data or {}).items()
+    }
