@@ -75,8 +75,7 @@ def test_up_is_idempotent_runs_beside_another_cluster_and_down_leaves_nothing(
     down = kflow("cluster", "down", "--dir", str(directory))
     assert down.returncode == 0, down.stderr
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text(
-        ).split(") ")[1].startswith("Z"), f"pid {pid} survived down"
+        assert not processes.pid_running(pid), f"pid {pid} survived down"
     for pgid in pod_groups:
         assert not processes._group_alive(pgid), f"pod process group {pgid} survived down"
     assert not (directory / "state.json").exists()
@@ -99,3 +98,14 @@ def test_a_component_that_fails_names_itself_its_log_and_its_tail(tmp_path: Path
     # Nothing is left half-running.
     assert not (directory / "state.json").exists()
     assert supervisor.status(directory)[0] is False
+
+
+def test_down_finds_the_processes_of_a_folder_whose_records_were_lost(tmp_path: Path) -> None:
+    directory = tmp_path / "lost"
+    supervisor.up(directory)
+    pids = recorded_pids(directory)
+    (directory / "state.json").unlink()  # as if `up` had crashed before writing it
+    assert supervisor.down(directory) == []
+    for pid in pids:
+        assert not processes.pid_running(pid), f"pid {pid} survived down"
+    assert processes.find_components(directory, supervisor.COMPONENT_MARKERS) == []

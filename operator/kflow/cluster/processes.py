@@ -50,6 +50,12 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
+def pid_running(pid: int) -> bool:
+    """True while some process (not a zombie) has this pid."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
 def alive(record: ProcessRecord) -> bool:
     """True while the recorded process runs (a zombie or a reused pid is not it)."""
     _reap(record.pid)
@@ -143,6 +149,37 @@ def stop_all(records: Iterable[ProcessRecord], grace: float = 10.0) -> list[Proc
 def stop(record: ProcessRecord, grace: float = 10.0) -> bool:
     """Stop a recorded process and its group; True if nothing of it is left."""
     return not stop_all([record], grace)
+
+
+def find_components(directory: Path, markers: Iterable[str]) -> list[int]:
+    """Pids of processes whose argv names a file under `directory` and one of `markers`.
+
+    The cluster's own processes all do (`--data-dir=<dir>/etcd`, `-dir=<dir>/s3`, ...):
+    this finds them even when their records were lost.
+    """
+    prefix = f"{directory}/"
+    wanted = tuple(markers)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(prefix in a for a in argv) and any(m in a for m in wanted for a in argv[:3]):
+            found.append(int(entry.name))
+    return found
+
+
+def groups_of(pids: Iterable[int]) -> list[int]:
+    """The process groups of `pids`, never our own."""
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(pid))
+    groups.discard(os.getpgrp())
+    return sorted(groups)
 
 
 def free_ports(names: Iterable[str], prefer: Mapping[str, int] | None = None) -> dict[str, int]:

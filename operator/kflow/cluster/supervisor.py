@@ -186,6 +186,11 @@ STOP_ORDER = (("node",), ("kube-controller-manager", "kube-scheduler", "s3"),
               ("kube-apiserver",), ("etcd",))
 
 
+# What the argv of each component's process starts with (binary names, the node's module).
+COMPONENT_MARKERS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                     "weed", "kflow.cluster.node")
+
+
 def _stop_all(layout: Layout, state: State | None) -> list[str]:
     """Stop every recorded process and any pod process left; what survived (nothing)."""
     survivors: list[str] = []
@@ -204,6 +209,9 @@ def _stop_all(layout: Layout, state: State | None) -> list[str]:
         survivors += [f"pod process group {g}" for g in processes.kill_groups(pgids, 2.0)]
         for entry in layout.node_pgids.iterdir():
             entry.unlink(missing_ok=True)
+    # Processes of this folder whose records were lost (a crashed `up`, a deleted state).
+    strays = processes.groups_of(processes.find_components(layout.dir, COMPONENT_MARKERS))
+    survivors += [f"stray process group {g}" for g in processes.kill_groups(strays, 5.0)]
     return survivors
 
 
@@ -269,7 +277,9 @@ def up(directory: Path, *, image_map: str | None = None,
                 return Report(layout, state, already_running=True, seconds=0.0)
             print("restarting the cluster: " + "; ".join(f"{n}: {r}" for n, r in bad.items()),
                   file=progress, flush=True)
-            _stop_all(layout, state)
+            if survivors := _stop_all(layout, state):
+                raise ClusterError(f"could not stop {', '.join(survivors)} of {layout.dir}; "
+                                   f"stop them by hand, then run `kflow cluster up` again")
         state = State(ports=state.ports if state else {})
         state.started_at = time.time()
         try:

@@ -61,3 +61,27 @@ def test_free_ports_are_distinct_and_keep_a_free_preferred_port() -> None:
         taken = busy.getsockname()[1]
         moved = processes.free_ports(["a"], prefer={"a": taken})
     assert moved["a"] != taken
+
+
+def test_pid_running_tells_live_from_gone(tmp_path: Path) -> None:
+    record = processes.start([sys.executable, "-c", "import time; time.sleep(60)"],
+                             tmp_path / "c.log")
+    assert processes.pid_running(record.pid)
+    assert processes.stop(record, grace=5)
+    assert not processes.pid_running(record.pid)
+
+
+def test_find_components_matches_marker_and_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "cluster"
+    code = "import time; time.sleep(60)"
+    ours = processes.start([sys.executable, "-c", code, f"{folder}/etcd"], tmp_path / "a.log")
+    other = processes.start([sys.executable, "-c", code, f"{tmp_path}/else/x"],
+                            tmp_path / "b.log")
+    try:
+        found = processes.find_components(folder, ["python"])
+        assert ours.pid in found
+        assert other.pid not in found
+        assert processes.find_components(folder, ["etcd-binary"]) == []
+        assert processes.groups_of([ours.pid]) == [ours.pid]
+    finally:
+        assert processes.stop_all([ours, other], grace=5) == []

@@ -61,6 +61,15 @@ def _items(
     return files
 
 
+def _object_files(
+    kind: str, ref: Mapping[str, Any], name_key: str, namespace: str, lookups: Lookups
+) -> dict[str, bytes]:
+    """Files of one configMap or secret reference (a volume or a projected source)."""
+    name = str(ref.get(name_key, ""))
+    data = (lookups.config_map if kind == "configmap" else lookups.secret)(namespace, name)
+    return _items(data, ref.get("items"), f'{kind} "{name}"', bool(ref.get("optional")))
+
+
 def render_files(
     volume: Mapping[str, Any],
     pod: Mapping[str, Any],
@@ -71,21 +80,9 @@ def render_files(
     """Files of a configMap/secret/projected volume (relative path → bytes); None otherwise."""
     namespace = (pod.get("metadata") or {}).get("namespace", "default")
     if "configMap" in volume:
-        ref = volume["configMap"]
-        return _items(
-            lookups.config_map(namespace, ref.get("name", "")),
-            ref.get("items"),
-            f'configmap "{ref.get("name", "")}"',
-            bool(ref.get("optional")),
-        )
+        return _object_files("configmap", volume["configMap"], "name", namespace, lookups)
     if "secret" in volume:
-        ref = volume["secret"]
-        return _items(
-            lookups.secret(namespace, ref.get("secretName", "")),
-            ref.get("items"),
-            f'secret "{ref.get("secretName", "")}"',
-            bool(ref.get("optional")),
-        )
+        return _object_files("secret", volume["secret"], "secretName", namespace, lookups)
     if "projected" not in volume:
         return None
     files: dict[str, bytes] = {}
@@ -94,25 +91,10 @@ def render_files(
             if token is not None:
                 files[source["serviceAccountToken"].get("path", "token")] = token.encode()
         elif "configMap" in source:
-            ref = source["configMap"]
-            files.update(
-                _items(
-                    lookups.config_map(namespace, ref.get("name", "")),
-                    ref.get("items"),
-                    f'configmap "{ref.get("name", "")}"',
-                    bool(ref.get("optional")),
-                )
-            )
+            files.update(_object_files("configmap", source["configMap"], "name", namespace,
+                                       lookups))
         elif "secret" in source:
-            ref = source["secret"]
-            files.update(
-                _items(
-                    lookups.secret(namespace, ref.get("name", "")),
-                    ref.get("items"),
-                    f'secret "{ref.get("name", "")}"',
-                    bool(ref.get("optional")),
-                )
-            )
+            files.update(_object_files("secret", source["secret"], "name", namespace, lookups))
         elif "downwardAPI" in source:
             for item in source["downwardAPI"].get("items") or []:
                 if "fieldRef" in item:
