@@ -277,9 +277,10 @@ def up(directory: Path, *, image_map: str | None = None,
                 return Report(layout, state, already_running=True, seconds=0.0)
             print("restarting the cluster: " + "; ".join(f"{n}: {r}" for n, r in bad.items()),
                   file=progress, flush=True)
-            if survivors := _stop_all(layout, state):
-                raise ClusterError(f"could not stop {', '.join(survivors)} of {layout.dir}; "
-                                   f"stop them by hand, then run `kflow cluster up` again")
+        # Also clears what a crashed `up` may have left without records.
+        if survivors := _stop_all(layout, state):
+            raise ClusterError(f"could not stop {', '.join(survivors)} of {layout.dir}; "
+                               f"stop them by hand, then run `kflow cluster up` again")
         state = State(ports=state.ports if state else {})
         state.started_at = time.time()
         try:
