@@ -9,6 +9,7 @@ thin call into the package that does the work (today: `kflow.cluster`).
     kflow cluster env     [--dir D | --name N]     # eval "$(kflow cluster env)"
     kflow cluster build                            # build/cache the binaries only
     kflow kubectl [--dir D | --name N] -- ARGS     # kubectl of the cluster's version
+    kflow configure [--s3-endpoint URL ...] [--show]   # write ~/.kflow/config.yaml
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from kflow import config
 from kflow.cluster import binaries, supervisor
 
 
@@ -52,6 +54,26 @@ def _parser() -> argparse.ArgumentParser:
         _add_dir_options(actions.add_parser(name, help=text))
     actions.add_parser("build", help="build (once) and cache the control-plane binaries")
 
+    configure = commands.add_parser(
+        "configure", help="write kflow's config file (object store, cluster, namespace, image)",
+        description="Writes (or updates) the config file: $KFLOW_CONFIG, else "
+        "~/.kflow/config.yaml. Only the options given change. Secrets are never printed.")
+    configure.add_argument("--file", help="the config file to write (default: %(default)s)",
+                           default=str(config.default_path()))
+    configure.add_argument("--s3-endpoint", help="S3 endpoint URL as seen from here")
+    configure.add_argument("--s3-pod-endpoint", help="S3 endpoint URL as seen from step pods")
+    configure.add_argument("--s3-bucket")
+    configure.add_argument("--s3-region")
+    configure.add_argument("--s3-access-key")
+    configure.add_argument("--s3-secret-key-stdin", action="store_true",
+                           help="read the S3 secret key from standard input (one line)")
+    configure.add_argument("--kubeconfig")
+    configure.add_argument("--context", help="kubeconfig context")
+    configure.add_argument("--namespace", help="namespace of Flows and FlowRuns")
+    configure.add_argument("--image", help="default image of step pods")
+    configure.add_argument("--show", action="store_true",
+                           help="print the effective configuration (secrets masked)")
+
     kubectl = commands.add_parser("kubectl", help="run kubectl against the embedded cluster")
     _add_dir_options(kubectl)
     kubectl.add_argument("args", nargs=argparse.REMAINDER)
@@ -68,7 +90,11 @@ def _cluster(args: argparse.Namespace) -> int:
     directory = _cluster_dir(args)
     if args.action == "up":
         image_map = args.image_map or os.environ.get("KFLOW_IMAGE_MAP")
-        print(supervisor.up(directory, image_map=image_map).describe())
+        report = supervisor.up(directory, image_map=image_map)
+        _write_cluster_config(report)
+        print(report.describe())
+        print(f"  kflow config: {cluster_config_path(report)}  "
+              f"(eval \"$(kflow cluster env --dir {report.layout.dir})\" uses it)")
         return 0
     if args.action == "down":
         survivors = supervisor.down(directory, purge=args.purge)
@@ -85,7 +111,37 @@ def _cluster(args: argparse.Namespace) -> int:
         return 0 if healthy else 1
     report = supervisor.load_report(directory)
     print(f"export KUBECONFIG={shlex.quote(str(report.layout.kubeconfig))}")
-    print(f"export KFLOW_S3_CREDENTIALS={shlex.quote(str(report.layout.s3_credentials))}")
+    print(f"export KFLOW_CONFIG={shlex.quote(str(cluster_config_path(report)))}")
+    return 0
+
+
+def cluster_config_path(report: supervisor.Report) -> Path:
+    """The kflow config file matching an embedded cluster (in its folder)."""
+    return report.layout.dir / "config.yaml"
+
+
+def _write_cluster_config(report: supervisor.Report) -> None:
+    """kflow's config for the embedded cluster: its S3 server, kubeconfig, namespace."""
+    creds = report.layout.s3_credentials
+    settings = config.from_environment({"KFLOW_S3_CREDENTIALS": str(creds),
+                                        "KUBECONFIG": str(report.layout.kubeconfig)})
+    config.write(cluster_config_path(report), settings)
+
+
+def _configure(args: argparse.Namespace) -> int:
+    path = Path(args.file).expanduser()
+    if args.show:
+        print(config.load(path if path.exists() else None).describe())
+        return 0
+    secret = sys.stdin.readline().strip() if args.s3_secret_key_stdin else None
+    updated = config.merged_file_config(path, {
+        "endpoint": args.s3_endpoint, "pod_endpoint": args.s3_pod_endpoint,
+        "bucket": args.s3_bucket, "region": args.s3_region, "access_key": args.s3_access_key,
+        "secret_key": secret, "kubeconfig": args.kubeconfig, "context": args.context,
+        "namespace": args.namespace, "image": args.image,
+    })
+    config.write(path, updated)
+    print(f"wrote {path}\n{updated.describe()}")
     return 0
 
 
@@ -102,8 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "cluster":
             return _cluster(args)
+        if args.command == "configure":
+            return _configure(args)
         return _kubectl(args)
-    except (supervisor.ClusterError, binaries.BuildError) as exc:
+    except (supervisor.ClusterError, binaries.BuildError, config.ConfigError) as exc:
         print(f"kflow: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
