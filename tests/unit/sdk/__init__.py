@@ -1,0 +1,1 @@
+"""Unit tests of the flow-authoring SDK (FlowSpec, decorators, parameters, current)."""
