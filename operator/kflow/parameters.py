@@ -226,7 +226,8 @@ class Parameter:
         if self.default is not None:
             spec["default"] = self.default
         spec["required"] = self.required
-        spec["help"] = self.help
+        if self.help:
+            spec["help"] = self.help
         if self.separator:
             spec["separator"] = self.separator
         return spec

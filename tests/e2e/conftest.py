@@ -23,7 +23,8 @@ from typing import TypeVar
 import pytest
 from kubernetes import client, config
 
-from kflow.cluster import supervisor
+from kflow.cluster import processes, s3, supervisor
+from kflow.cluster.components import Layout
 
 T = TypeVar("T")
 
@@ -78,6 +79,32 @@ def cluster(request: pytest.FixtureRequest,
         if not keep:
             survivors = supervisor.down(directory)
             assert not survivors, f"cluster processes survived `down`: {survivors}"
+
+
+@pytest.fixture(scope="session")
+def s3_credentials(cluster: TestCluster,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A credentials file of a real S3 server: the embedded cluster's, or on kind one
+    started here on loopback (the SDK side of a deploy runs on this machine)."""
+    if cluster.embedded_dir is not None:
+        yield Layout(cluster.embedded_dir).s3_credentials
+        return
+    state = tmp_path_factory.mktemp("s3")
+    ports = processes.free_ports(s3.PORT_NAMES)
+    creds = s3.new_credentials(s3.endpoint_for(ports["s3"]))
+    config_path = s3.write_config(state, creds)
+    s3.prepare_data_dir(state / "data")
+    record = processes.start(s3.server_argv(s3.find_weed(), state / "data", config_path, ports),
+                             state / "weed.log", env=s3.server_env(os.environ, state / "data"),
+                             cwd=state / "data")
+    try:
+        wait_for("the S3 server", lambda: s3.probe(creds) is None, timeout=60)
+        s3.ensure_bucket(creds)
+        s3.write_credentials_file(state / "s3-credentials.json", creds)
+        yield state / "s3-credentials.json"
+    finally:
+        processes.stop(record)
+        s3.remove_sockets(ports)
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 60.0,

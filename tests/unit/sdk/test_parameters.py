@@ -50,10 +50,10 @@ def test_to_spec() -> None:
     specs = [p.to_spec() for _, p in flow_parameters(ParamFlow)]
     assert specs[0] == {"name": "alpha", "type": "float", "default": 0.01, "required": False,
                         "help": "learning rate"}
-    assert specs[3] == {"name": "model-name", "type": "str", "required": True, "help": ""}
+    assert specs[3] == {"name": "model-name", "type": "str", "required": True}  # no empty help
     assert specs[4]["default"] == {"layers": [1, 2]}  # JSON defaults given as text are parsed
     assert specs[5] == {"name": "labels", "type": "str", "default": ["a", "b"], "required": False,
-                        "help": "", "separator": ","}
+                        "separator": ","}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,179 @@
+"""`python flow.py deploy`: upload the code package, server-side-apply the Flow.
+
+Owns: the two writes of a deployment and their idempotence. The package is
+stored content-addressed (`code/<sha256>.tar.gz`), so an upload is skipped
+when that object already exists with the same size; the Flow is applied with
+server-side apply (field manager `kflow-deploy`), so unchanged code leaves
+the resource and its generation untouched, and changed code updates it in
+place and bumps its generation. The only module of the SDK that talks to
+Kubernetes and S3 while deploying.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import yaml
+
+from kflow import api_types, config, manifest, packaging
+from kflow.exceptions import KflowException
+
+if TYPE_CHECKING:
+    from kflow.flowspec import FlowSpec
+    from kflow.graph import FlowGraph
+
+FIELD_MANAGER = "kflow-deploy"
+
+
+class DeployError(KflowException):
+    """The deployment could not be written; nothing half-done is left behind."""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a deployment did."""
+
+    name: str
+    namespace: str
+    package_url: str
+    sha256: str
+    uploaded: bool
+    generation: int | None
+    outcome: str  # "created", "updated", "unchanged" or "" on a dry run
+    manifest: dict[str, Any]
+    dry_run: bool = False
+
+    def describe(self) -> str:
+        if self.dry_run:
+            return yaml.safe_dump(self.manifest, sort_keys=False).rstrip()
+        package = "uploaded" if self.uploaded else "already in the object store"
+        flow = f"{self.outcome} (generation {self.generation})"
+        return "\n".join([
+            f"code package {self.sha256[:12]} {package}: {self.package_url}",
+            f"flow.{api_types.GROUP}/{self.name} in namespace {self.namespace} {flow}",
+            f"  kubectl get flow {self.name} -n {self.namespace}",
+        ])
+
+
+def upload_package(settings: config.S3Settings, package: packaging.CodePackage) -> tuple[str, bool]:
+    """Store the package unless that sha is there already: (its s3:// URL, uploaded?)."""
+    from urllib.parse import urlparse
+
+    from minio import Minio
+    from minio.error import S3Error
+
+    endpoint = urlparse(settings.endpoint or "")
+    client = Minio(endpoint.netloc, access_key=settings.access_key,
+                   secret_key=settings.secret_key, secure=endpoint.scheme == "https",
+                   region=settings.region)
+    key = packaging.package_key(package.sha256)
+    url = f"s3://{settings.bucket}/{key}"
+    try:
+        if not client.bucket_exists(settings.bucket):
+            client.make_bucket(settings.bucket)
+        try:
+            if client.stat_object(settings.bucket, key).size == package.size:
+                return url, False
+        except S3Error as exc:
+            if exc.code not in ("NoSuchKey", "NoSuchObject"):
+                raise
+        client.put_object(settings.bucket, key, io.BytesIO(package.data), package.size,
+                          content_type="application/gzip",
+                          metadata={"kflow-sha256": package.sha256})
+    except S3Error as exc:
+        raise DeployError(f"the object store at {settings.endpoint} refused {exc.code} on "
+                          f"{url}: {exc.message}. Check the bucket and the keys "
+                          f"(`kflow configure --show`).") from exc
+    except OSError as exc:  # connection refused, DNS, TLS
+        raise DeployError(f"can't reach the object store at {settings.endpoint}: {exc}. "
+                          f"Is it running, and is s3.endpoint right (`kflow configure "
+                          f"--show`)?") from exc
+    return url, True
+
+
+def apply_flow(settings: config.KflowConfig, body: dict[str, Any]) -> tuple[int | None, str]:
+    """Server-side apply the Flow: (generation after, "created"|"updated"|"unchanged")."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api_client = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=settings.kubeconfig, context=settings.context)
+    except (kube_config.ConfigException, OSError) as exc:
+        raise DeployError(f"can't load the kubeconfig ({settings.kubeconfig or '~/.kube/config'}"
+                          f"): {exc}. Set KUBECONFIG or `kflow configure --kubeconfig`.") from exc
+    api = client.CustomObjectsApi(api_client)
+    meta = body["metadata"]
+    args = (api_types.GROUP, api_types.VERSION, meta["namespace"], api_types.FLOW_PLURAL,
+            meta["name"])
+    try:
+        try:
+            current = cast(dict[str, Any], api.get_namespaced_custom_object(*args))
+            before = current["metadata"].get("generation")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            before = None
+        applied = api.patch_namespaced_custom_object(
+            *args, body=json.loads(json.dumps(body)), field_manager=FIELD_MANAGER, force=True,
+            field_validation="Strict",  # an unknown field is an error, never silently dropped
+            _content_type="application/apply-patch+yaml",
+        )
+        # The client decodes no body for 201 Created (the apply that creates): read it back.
+        after = cast(dict[str, Any], applied or api.get_namespaced_custom_object(*args))
+    except ApiException as exc:
+        raise DeployError(_api_error(exc, meta)) from exc
+    finally:
+        api_client.close()
+    generation = after["metadata"].get("generation")
+    if before is None:
+        return generation, "created"
+    return generation, "unchanged" if generation == before else "updated"
+
+
+def _api_error(exc: Any, meta: dict[str, Any]) -> str:
+    where = f"flow {meta['name']} in namespace {meta['namespace']}"
+    try:
+        message = json.loads(exc.body).get("message", exc.reason)
+    except (TypeError, ValueError):
+        message = exc.reason
+    if exc.status == 404:
+        return (f"the cluster does not know Flow resources ({message}): install kflow's CRDs "
+                f"first: `kubectl apply -f crds/`")
+    if exc.status == 403:
+        return f"not allowed to write {where}: {message}. Ask for RBAC on flows.kflow.dev."
+    return f"the API server rejected {where} ({exc.status}): {message}"
+
+
+def deploy(
+    flow_cls: type[FlowSpec],
+    graph: FlowGraph,
+    package: packaging.CodePackage,
+    *,
+    namespace: str | None = None,
+    image: str | None = None,
+    dry_run: bool = False,
+    settings: config.KflowConfig | None = None,
+) -> DeployResult:
+    """Upload the package (unless there) and apply the Flow; or just build it on dry run."""
+    settings = settings or config.load()
+    namespace = namespace or settings.namespace
+    s3 = settings.s3 if dry_run else settings.require_s3()
+    key = packaging.package_key(package.sha256)
+    url = f"s3://{s3.bucket}/{key}"
+    body = manifest.flow_manifest(flow_cls, graph, package, package_url=url,
+                                  image=image or settings.image, namespace=namespace,
+                                  username=os.environ.get("KFLOW_USER") or getpass.getuser())
+    if dry_run:
+        return DeployResult(body["metadata"]["name"], namespace, url, package.sha256, False,
+                            None, "", body, dry_run=True)
+    url, uploaded = upload_package(s3, package)
+    generation, outcome = apply_flow(settings, body)
+    return DeployResult(body["metadata"]["name"], namespace, url, package.sha256, uploaded,
+                        generation, outcome, body)
