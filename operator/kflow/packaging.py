@@ -12,8 +12,9 @@ normalised to 0o644 or 0o755, and a gzip header with mtime 0 and no file name.
 The same code gives the same sha256 whatever the file order on disk, the mtimes,
 the owner or the umask, so a redeploy of unchanged code reuses the stored package.
 
-Does not upload (the deploy command does) and imports nothing from the rest of
-kflow; problems the caller should show are returned in `CodePackage.warnings`.
+Does not upload (the deploy command does); the object-store key comes from
+`kflow.store.layout`, the one owner of keys. Problems the caller should show are
+returned in `CodePackage.warnings`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import stat
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -35,15 +35,10 @@ MANIFEST_PATH = ".kflow/manifest.json"
 MANIFEST_VERSION = 1
 WARN_SIZE = 50 * 1024 * 1024         # warn above this many package bytes
 MAX_FILE_SIZE = 10 * 1024 * 1024     # skip (and warn about) larger files found by default
-KEY_PREFIX = "code/"
-
 # Directories never searched by default: VCS metadata, caches, dependency trees.
 SKIP_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".tox",
                        ".nox", "node_modules", ".mypy_cache", ".pytest_cache",
                        ".ruff_cache", "site-packages", ".ipynb_checkpoints"})
-_SHA256 = re.compile(r"^[a-f0-9]{64}$")
-
-
 @dataclass(frozen=True)
 class CodePackage:
     """A built package: its bytes and what is in them.
@@ -66,10 +61,11 @@ class CodePackage:
 
 
 def package_key(sha256: str) -> str:
-    """The object-store key of the package with this digest: `code/<sha256>.tar.gz`."""
-    if not _SHA256.match(sha256):
-        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-    return f"{KEY_PREFIX}{sha256}.tar.gz"
+    """The object-store key of the package with this digest: `code/<sha256>.tar.gz`
+    (without a store prefix). The key scheme is owned by `kflow.store.layout`."""
+    from kflow.store.layout import StoreLayout
+
+    return StoreLayout().code_package(sha256)
 
 
 def build_package(flow_file: Path, include: Sequence[str] = (), *,

@@ -1,0 +1,1 @@
+"""Unit tests of kflow.store (local backend and pure parts)."""
