@@ -1,0 +1,130 @@
+"""The runner's command line: parsing it into `TaskArgs` (pure), and `main`.
+
+Owns: the argument contract the operator and the local mode use (see the
+package docstring for the full form), `parse_args` (pure: raises
+`UsageError`, never exits) and `main`, which runs one task and returns its
+exit code. Heavy modules (the store, the SDK, user code) are imported only
+after the arguments parse, so ``--help`` and usage errors are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kflow.runner.exitcodes import ExitCode, UsageError
+
+__all__ = ["TaskArgs", "build_parser", "main", "parse_args"]
+
+_SHA256 = re.compile(r"^[a-f0-9]{64}$")
+_TASK = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class TaskArgs:
+    """One task to run, as given on the command line."""
+
+    flow_file: str
+    code_sha256: str
+    namespace: str
+    flow: str
+    run_id: str
+    step: str
+    task: str
+    attempt: int
+    code_url: str | None = None
+    code_dir: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+    origin_run_id: str | None = None
+    max_user_code_retries: int | None = None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises `UsageError` instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser (also renders ``--help``)."""
+    parser = _Parser(
+        prog="python -m kflow.runner",
+        description="Run one task of a kflow run: fetch the code package, load the "
+        "parents' artifacts, run the step, store its artifacts, logs and record.",
+        epilog="Store: KFLOW_STORE_DIR (a local directory) or KFLOW_S3_* (from a Secret). "
+        "Exit codes: 0 ok, 1 step failed, 2 usage, 65 code package, 66 parent not done, "
+        "75 store unavailable, 143 terminated.",
+    )
+    code = parser.add_argument_group("code")
+    code.add_argument("--flow-file", required=True,
+                      help="the flow file, relative to the code package's root")
+    code.add_argument("--code-sha256", required=True, help="sha256 of the code package")
+    where = code.add_mutually_exclusive_group()
+    where.add_argument("--code-url", help="s3://bucket/code/<sha>.tar.gz (default: the "
+                       "store's code/<sha>.tar.gz)")
+    where.add_argument("--code-dir", help="run the code in this directory (local mode; "
+                       "not verified against the sha)")
+    task = parser.add_argument_group("task")
+    task.add_argument("--namespace", required=True)
+    task.add_argument("--flow", required=True, help="the flow class's name")
+    task.add_argument("--run-id", required=True)
+    task.add_argument("--step", required=True)
+    task.add_argument("--task", required=True,
+                      help='foreach index path: "0" outside foreach, "3", "3.1" nested')
+    task.add_argument("--attempt", required=True, type=int, help="0, 1, ... (retry count)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="start step only: a parameter value (else KFLOW_RUN_<NAME>, "
+                     "else its default)")
+    run.add_argument("--tag", action="append", default=[], help="a tag of the run")
+    run.add_argument("--origin-run-id", help="the run this one resumes")
+    run.add_argument("--max-user-code-retries", type=int,
+                     help="user-code retries of this step (default: its @retry times); "
+                     "decides which attempt is the last, where @catch applies")
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> TaskArgs:
+    """Parse and check the arguments; raises `UsageError` (``--help`` raises SystemExit)."""
+    ns = build_parser().parse_args(list(argv))
+    if not _SHA256.match(ns.code_sha256):
+        raise UsageError(f"--code-sha256 {ns.code_sha256!r} is not a sha256 hex digest")
+    if not _TASK.match(ns.task):
+        raise UsageError(f"--task {ns.task!r} is not a foreach index path like 0, 3 or 3.1")
+    if ns.attempt < 0:
+        raise UsageError(f"--attempt must be >= 0, got {ns.attempt}")
+    if ns.max_user_code_retries is not None and ns.max_user_code_retries < 0:
+        raise UsageError("--max-user-code-retries must be >= 0")
+    if ns.code_url is not None and not ns.code_url.startswith(("s3://", "file://", "/")):
+        raise UsageError(f"--code-url {ns.code_url!r}: use s3://bucket/key or a file path")
+    params: list[tuple[str, str]] = []
+    for item in ns.param:
+        name, sep, value = item.partition("=")
+        if not sep or not _PARAM_NAME.match(name):
+            raise UsageError(f"--param {item!r}: write NAME=VALUE")
+        params.append((name, value))
+    return TaskArgs(
+        flow_file=ns.flow_file, code_sha256=ns.code_sha256, namespace=ns.namespace,
+        flow=ns.flow, run_id=ns.run_id, step=ns.step, task=ns.task, attempt=ns.attempt,
+        code_url=ns.code_url, code_dir=ns.code_dir, params=tuple(params), tags=tuple(ns.tag),
+        origin_run_id=ns.origin_run_id, max_user_code_retries=ns.max_user_code_retries,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one task; return the process exit code (see `kflow.runner.exitcodes`)."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(f"kflow.runner: error: {exc}", file=sys.stderr)
+        print("run 'python -m kflow.runner --help' for the arguments", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    from kflow.runner.execute import run_task
+
+    return int(run_task(args))
