@@ -32,6 +32,9 @@ Errors: see `kflow.store.errors` (`StoreUnavailable` = infrastructure failure).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from kflow.store.backend import Buffer, ObjectStore
 from kflow.store.config import object_store_from_env, store_from_env
 from kflow.store.datastore import AttemptWriter, Datastore
@@ -49,7 +52,22 @@ from kflow.store.local import LocalObjectStore
 from kflow.store.logs import LogSink, read_log
 from kflow.store.records import ArtifactIndex, ArtifactRef, ExceptionInfo, TaskMetadata
 from kflow.store.retry import RetryPolicy
-from kflow.store.s3 import S3ObjectStore
+
+if _TYPE_CHECKING:
+    from kflow.store.s3 import S3ObjectStore
+
+
+def __getattr__(name: str) -> _Any:
+    # S3ObjectStore pulls in minio (~0.2 s); a task on the local backend never needs it.
+    if name == "S3ObjectStore":
+        from kflow.store.s3 import S3ObjectStore
+
+        return S3ObjectStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "S3ObjectStore"})
 
 __all__ = [
     "COMPRESS_MIN_RATIO",
