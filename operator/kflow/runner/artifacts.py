@@ -7,6 +7,16 @@ drops an inherited artifact, `merge_artifacts` copies refs without loading
 data), lazy parameter values, and `plan_persist`, which decides what the
 task must upload and what it passes on as references.
 
+Read-ahead: a step that touches many inherited artifacts one by one (a loop
+over hundreds of small ones) would pay one store round trip per artifact.
+After `READAHEAD_AFTER` lazy loads, a miss loads a batch instead: the missed
+artifact plus up to `READAHEAD_BATCH` - 1 other small unread ones (each under
+`READAHEAD_MAX_SIZE` bytes, at most `READAHEAD_MAX_BYTES` in all), in
+parallel, through the reader's `load_many` if it has one (not for a store on
+local disk, where a file read costs less than a thread hand-off). Read-ahead values
+are not "loaded" (nothing changes for `plan_persist`) until the step reads
+them; if a batch fails, read-ahead stops and loads go back to one at a time.
+
 What is persisted at the end of a task:
 
 * every attribute the step set (``self.x = ...``, in the object's
@@ -29,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kflow.exceptions import KflowException
 from kflow.inputs import EPHEMERAL_ATTRIBUTES, Inputs
+from kflow.store.local import LocalObjectStore
 from kflow.store.records import ArtifactRef
 
 if TYPE_CHECKING:
@@ -48,6 +59,10 @@ VIEW_ATTRIBUTE = "_kflow_view"
 _NOT_ARTIFACTS = EPHEMERAL_ATTRIBUTES | {VIEW_ATTRIBUTE}
 # Types whose values cannot change in place: a loaded one is passed on by ref unchecked.
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), frozenset, range)
+READAHEAD_AFTER = 16                 # lazy loads one at a time before reading ahead
+READAHEAD_BATCH = 256                # artifacts per read-ahead batch
+READAHEAD_MAX_SIZE = 256 * 1024      # only artifacts smaller than this are read ahead
+READAHEAD_MAX_BYTES = 16 << 20       # stored bytes per read-ahead batch
 # Set while FlowSpec.merge_artifacts runs: reads of inputs return refs, not values.
 _MERGING: contextvars.ContextVar[bool] = contextvars.ContextVar("kflow_merging", default=False)
 
@@ -80,6 +95,12 @@ class TaskArtifacts:
         self.loaded: dict[str, Any] = {}
         self.reader = reader
         self.origin = origin
+        self._misses = 0
+        self._ahead: dict[str, tuple[ArtifactRef, Any]] = {}
+        load_many = getattr(reader, "load_many", None)
+        local = isinstance(getattr(reader, "objects", None), LocalObjectStore)
+        self._load_many: Callable[[Mapping[str, ArtifactRef]], Mapping[str, Any]] | None = \
+            load_many if callable(load_many) and not local else None
 
     def get(self, name: str, owner: str) -> Any:
         """The value of `name` (loaded now if not yet); AttributeError if there is none."""
@@ -90,9 +111,41 @@ class TaskArtifacts:
             return _MergedRef(ref)
         if name in self.loaded:
             return self.loaded[name]
-        value = self.reader.load(ref)
+        ahead = self._ahead.pop(name, None)
+        if ahead is not None and ahead[0] == ref:
+            value = ahead[1]
+        else:
+            self._misses += 1
+            value = self._read_ahead(name, ref) if self._misses > READAHEAD_AFTER \
+                else self.reader.load(ref)
         self.loaded[name] = value
         return value
+
+    def _read_ahead(self, name: str, ref: ArtifactRef) -> Any:
+        """Load `name` together with a batch of other small unread artifacts."""
+        load_many = self._load_many
+        if load_many is None or ref.size >= READAHEAD_MAX_SIZE:
+            return self.reader.load(ref)
+        batch = {name: ref}
+        total = ref.size
+        for other, other_ref in self.refs.items():
+            if len(batch) >= READAHEAD_BATCH:
+                break
+            if other in batch or other in self.loaded or other in self._ahead \
+                    or other_ref.size >= READAHEAD_MAX_SIZE \
+                    or total + other_ref.size > READAHEAD_MAX_BYTES:
+                continue
+            batch[other] = other_ref
+            total += other_ref.size
+        try:
+            values = load_many(batch)
+        except Exception:
+            self._load_many = None  # e.g. one value cannot be unpickled here: stop guessing
+            return self.reader.load(ref)
+        for other, other_ref in batch.items():
+            if other != name:
+                self._ahead[other] = (other_ref, values[other])
+        return values[name]
 
     def missing_message(self, name: str, owner: str) -> str:
         if self.origin is None:
@@ -102,6 +155,7 @@ class TaskArtifacts:
     def drop(self, name: str) -> bool:
         """Forget an inherited artifact (``del self.x``); whether there was one."""
         self.loaded.pop(name, None)
+        self._ahead.pop(name, None)
         return self.refs.pop(name, None) is not None
 
 

@@ -1,8 +1,10 @@
 """Content-addressed artifacts: save a value once under its sha256, load it back.
 
 Owns: turning values into blobs at ``data/<sha[:2]>/<sha>`` and back, dedup
-(existence check before upload, plus the addresses this process already
-knows to be stored), parallelism (a thread pool for many artifacts; the
+(the addresses this process already knows to be stored; for a blob of
+`SMALL_BLOB` bytes or more, an existence check before upload; a smaller one
+is simply written, which is idempotent for a content address and costs
+about what the check would), parallelism (a thread pool for many artifacts; the
 backend parallelises the parts of a large one), and integrity (a loaded
 blob must hash to its address).
 
@@ -37,6 +39,7 @@ __all__ = ["ContentAddressedStore"]
 
 MiB = 1 << 20
 DEFAULT_WORKERS = 16
+SMALL_BLOB = 256 * 1024       # below this, PUT without checking for the blob first
 LARGE_BLOB = 8 * MiB          # above this, load with ranged reads into place
 _HEAD_PROBE = 64 * 1024       # first read of a large blob: enough for any header
 
@@ -45,17 +48,20 @@ class ContentAddressedStore:
     """Artifacts by content address in `objects` under `layout`.
 
     `workers` threads save or load many artifacts at once (uploads and
-    existence checks overlap); `verify` re-hashes every loaded blob.
+    existence checks overlap); `verify` re-hashes every loaded blob. Blobs
+    smaller than `small_blob` bytes are uploaded without an existence check
+    (rewriting a content-addressed blob writes the same bytes).
     """
 
     def __init__(self, objects: ObjectStore, layout: StoreLayout | None = None, *,
                  workers: int = DEFAULT_WORKERS, verify: bool = True,
-                 large_blob: int = LARGE_BLOB) -> None:
+                 large_blob: int = LARGE_BLOB, small_blob: int = SMALL_BLOB) -> None:
         self.objects = objects
         self.layout = layout or StoreLayout()
         self.workers = workers
         self.verify = verify
         self.large_blob = large_blob
+        self.small_blob = small_blob
         self._known: set[str] = set()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -87,6 +93,11 @@ class ContentAddressedStore:
     def save(self, value: object, name: str = "") -> ArtifactRef:
         """Store `value` unless its blob exists; its ref. `name` is for errors only.
 
+        A blob this process has stored or loaded is not touched again; a small
+        one (< `small_blob` bytes) is otherwise written without asking the
+        store first (one request instead of two), a larger one only if the
+        store does not have it.
+
         `value` may be an `Encoded` (from `encode`), e.g. one already hashed to
         see whether it changed: it is stored as is, not encoded again.
         """
@@ -94,7 +105,7 @@ class ContentAddressedStore:
         sha = encoded.sha256()
         if not self.is_known(sha):
             key = self.layout.blob(sha)
-            if not self.objects.exists(key):
+            if encoded.size < self.small_blob or not self.objects.exists(key):
                 self.objects.put_buffers(key, encoded.buffers)
             self._remember(sha)
         return ArtifactRef(sha256=sha, size=encoded.size, type_name=encoded.type_name,

@@ -180,3 +180,77 @@ def test_merge_exclude_and_inputs_by_step() -> None:
     join.merge_artifacts(inputs, exclude=["x"])
     assert join.y == 1  # type: ignore[attr-defined]
     assert inputs.a.x == [1] and inputs.b.x == [2]  # type: ignore[attr-defined]
+
+
+class BatchStore(FakeStore):
+    """A FakeStore that also loads batches (as the Datastore does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def load_many(self, refs: dict[str, ArtifactRef]) -> dict[str, Any]:
+        self.batches.append(list(refs))
+        return {name: self.blobs[ref.sha256] for name, ref in refs.items()}
+
+
+def test_many_lazy_reads_switch_to_read_ahead_batches() -> None:
+    from kflow.runner.artifacts import READAHEAD_AFTER, READAHEAD_BATCH
+
+    store = BatchStore()
+    count = READAHEAD_AFTER + 2 * READAHEAD_BATCH
+    refs = store.index(**{f"a{i:04d}": i for i in range(count)})
+    flow = child(store, refs)
+    for i in range(READAHEAD_AFTER):
+        assert getattr(flow, f"a{i:04d}") == i
+    assert len(store.loads) == READAHEAD_AFTER and store.batches == []  # one at a time so far
+    assert sum(getattr(flow, f"a{i:04d}") for i in range(count)) == count * (count - 1) // 2
+    assert len(store.loads) == READAHEAD_AFTER
+    assert [len(b) for b in store.batches] == [READAHEAD_BATCH, READAHEAD_BATCH]
+    view = flow.__dict__["_kflow_view"]
+    assert len(view.loaded) == count
+    assert plan_persist(flow, lambda value, name: "unused").carried == refs
+
+
+def test_read_ahead_values_count_as_loaded_only_once_read() -> None:
+    from kflow.runner.artifacts import READAHEAD_AFTER
+
+    store = BatchStore()
+    refs = store.index(**{f"a{i:03d}": [i] for i in range(READAHEAD_AFTER + 10)})
+    flow = child(store, refs)
+    for i in range(READAHEAD_AFTER + 1):
+        getattr(flow, f"a{i:03d}")
+    assert len(store.batches) == 1  # the rest was read ahead
+    view = flow.__dict__["_kflow_view"]
+    assert len(view.loaded) == READAHEAD_AFTER + 1
+    del flow.a020  # type: ignore[attr-defined]
+    plan = plan_persist(flow, lambda value, name: encode(value, name).sha256())
+    assert plan.values == {} and set(plan.carried) == set(refs) - {"a020"}
+
+
+def test_a_failing_batch_falls_back_to_one_at_a_time() -> None:
+    from kflow.runner.artifacts import READAHEAD_AFTER
+
+    class Broken(BatchStore):
+        def load_many(self, refs: dict[str, ArtifactRef]) -> dict[str, Any]:
+            super().load_many(refs)
+            raise ModuleNotFoundError("a value's class is not importable here")
+
+    store = Broken()
+    refs = store.index(**{f"a{i:03d}": i for i in range(READAHEAD_AFTER + 10)})
+    flow = child(store, refs)
+    assert [getattr(flow, name) for name in refs] == list(range(len(refs)))
+    assert len(store.batches) == 1 and len(store.loads) == len(refs)
+
+
+def test_no_read_ahead_from_a_local_store(tmp_path: Any) -> None:
+    from kflow.runner.artifacts import READAHEAD_AFTER
+    from kflow.store import Datastore, LocalObjectStore
+
+    store = Datastore(LocalObjectStore(tmp_path))
+    refs = dict(store.save_many({f"a{i:03d}": i for i in range(READAHEAD_AFTER + 10)}))
+    calls: list[int] = []
+    store.load_many = lambda *a, **k: calls.append(1) or {}  # type: ignore[method-assign]
+    flow = child(store, refs)  # type: ignore[arg-type]
+    assert [getattr(flow, name) for name in refs] == list(range(len(refs)))
+    assert calls == []

@@ -16,7 +16,7 @@ from kflow.store import (
     StoreLayout,
     UnpicklableArtifact,
 )
-from kflow.store.cas import ContentAddressedStore
+from kflow.store.cas import SMALL_BLOB, ContentAddressedStore
 from tests.unit.store.doubles import CountingStore
 
 
@@ -34,9 +34,10 @@ def test_address_is_sha256_of_stored_bytes(counting: CountingStore, tmp_path: Pa
 
 def test_same_value_twice_is_stored_once(counting: CountingStore, tmp_path: Path) -> None:
     store = Datastore(counting)
-    first = store.save(np.arange(1000), "a")
+    value = np.random.default_rng(2).random(40_000)  # 320 KB: above SMALL_BLOB, checked first
+    first = store.save(value, "a")
     assert counting.puts == 1
-    second = store.save(np.arange(1000), "b")
+    second = store.save(value.copy(), "b")
     assert second == first
     assert counting.puts == 1  # nothing uploaded the second time
     assert counting.calls["exists"] == 1  # and the address was remembered, not re-checked
@@ -44,12 +45,36 @@ def test_same_value_twice_is_stored_once(counting: CountingStore, tmp_path: Path
 
 
 def test_another_process_finds_existing_blob(counting: CountingStore) -> None:
-    Datastore(counting).save("shared value")
+    value = np.random.default_rng(3).bytes(SMALL_BLOB + 1)  # above SMALL_BLOB
+    Datastore(counting).save(value)
     puts = counting.puts
     other = Datastore(counting)  # a second task: no in-process memory of the blob
-    other.save("shared value")
+    other.save(value)
     assert counting.puts == puts
     assert counting.calls["exists"] == 2
+
+
+def test_small_blobs_are_written_without_an_existence_check(counting: CountingStore) -> None:
+    small = np.arange(1000)                                     # 8 KB
+    large = np.random.default_rng(1).random(SMALL_BLOB // 8 + 1)  # just over SMALL_BLOB
+    index = Datastore(counting).save_many({"small": small, "n": 7, "large": large})
+    assert index["small"].size < SMALL_BLOB <= index["large"].size
+    assert counting.calls["exists"] == 1          # the large blob only
+    assert counting.puts == 3
+    other = Datastore(counting)  # a second task: the small blobs are rewritten, not checked
+    assert other.save(small) == index["small"] and other.save(7) == index["n"]
+    assert counting.calls["exists"] == 1 and counting.puts == 5
+    other.save(small)            # remembered in this process: neither checked nor written
+    assert other.save(large) == index["large"]   # checked, found, not written
+    assert counting.calls["exists"] == 2 and counting.puts == 5
+    assert len(list(counting.list("data/"))) == 3
+    assert other.load_many(index)["n"] == 7
+
+
+def test_small_blob_threshold_is_configurable(counting: CountingStore) -> None:
+    cas = ContentAddressedStore(counting, small_blob=0)  # always check, as before
+    cas.save("x")
+    assert counting.calls["exists"] == 1 and counting.puts == 1
 
 
 def test_one_object_under_two_names_is_encoded_once(counting: CountingStore) -> None:
