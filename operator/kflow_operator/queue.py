@@ -1,0 +1,127 @@
+"""One reconcile at a time per FlowRun, coalesced wake-ups, and requeue timers.
+
+Owns: `RunQueue`. Many triggers wake the same run (its own changes, every event of
+each of its pods, timers); they arrive on kopf's worker threads and on timer threads.
+`RunQueue.reconcile(key)` runs the reconcile in the calling thread unless one is
+already running for that run: then it only marks the run "dirty" and returns at once,
+and the running reconcile goes around once more when it finishes. So at most one
+reconcile per run runs at any time, a burst of pod events costs at most two
+reconciles, and no worker thread waits on another's lock.
+
+After each reconcile the planner's ``requeue_after`` arms one timer per run (the
+previous timer is cancelled): the only periodic work is a timed decision the planner
+asked for (a retry's back-off, a pending timeout). A timer's reconcile that fails
+with a `TransientKubeError` is re-armed with the error's delay.
+
+Imports no kopf and no kubernetes client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kflow_operator.k8s import TransientKubeError
+
+__all__ = ["RunKey", "RunQueue"]
+
+log = logging.getLogger(__name__)
+
+RunKey = tuple[str, str]          # (namespace, name)
+
+
+@dataclass
+class _RunState:
+    running: bool = False
+    dirty: bool = False
+    timer: threading.Timer | None = field(default=None, repr=False)
+
+
+class RunQueue:
+    """Serializes and coalesces the reconciles of each run (see the module docstring)."""
+
+    def __init__(self, reconcile: Callable[[str, str], float | None]) -> None:
+        self._reconcile = reconcile
+        self._lock = threading.Lock()
+        self._runs: dict[RunKey, _RunState] = {}
+        self._closed = False
+
+    def reconcile(self, key: RunKey) -> None:
+        """Reconcile `key` now in this thread, or make the running reconcile go again.
+
+        Errors propagate to the caller (kopf retries its handlers; `later` for others).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            state = self._runs.setdefault(key, _RunState())
+            if state.running:
+                state.dirty = True
+                return
+            state.running = True
+        try:
+            while True:
+                with self._lock:
+                    state.dirty = False
+                requeue = self._reconcile(*key)
+                with self._lock:
+                    if not state.dirty:
+                        state.running = False
+                        self._arm(key, state, requeue)
+                        return
+        except BaseException:
+            with self._lock:
+                state.running = False
+            raise
+
+    def later(self, key: RunKey, delay: float) -> None:
+        """Reconcile `key` after `delay` seconds (replacing its pending timer)."""
+        with self._lock:
+            self._arm(key, self._runs.setdefault(key, _RunState()), delay)
+
+    def close(self) -> None:
+        """Cancel every timer; later wake-ups do nothing (operator shutdown)."""
+        with self._lock:
+            self._closed = True
+            for state in self._runs.values():
+                if state.timer is not None:
+                    state.timer.cancel()
+            self._runs.clear()
+
+    def pending_timers(self) -> int:
+        """How many runs have a timer armed (for probes and tests)."""
+        with self._lock:
+            return sum(s.timer is not None for s in self._runs.values())
+
+    def _arm(self, key: RunKey, state: _RunState, delay: float | None) -> None:
+        """Replace the run's timer (call with the lock held); None: forget the run."""
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if self._closed:
+            return
+        if delay is None:
+            if not state.running:
+                self._runs.pop(key, None)
+            return
+        timer = threading.Timer(max(delay, 0.0) + 0.05, self._fire, args=(key,))
+        timer.daemon = True
+        timer.name = f"kflow-requeue-{key[0]}/{key[1]}"
+        state.timer = timer
+        timer.start()
+
+    def _fire(self, key: RunKey) -> None:
+        with self._lock:
+            state = self._runs.get(key)
+            if state is not None and state.timer is threading.current_thread():
+                state.timer = None
+        try:
+            self.reconcile(key)
+        except TransientKubeError as exc:
+            log.warning("FlowRun %s/%s: %s; retrying in %.0fs", *key, exc, exc.delay)
+            self.later(key, exc.delay)
+        except Exception:
+            log.exception("FlowRun %s/%s: the timed reconcile failed; retrying in 30s", *key)
+            self.later(key, 30.0)

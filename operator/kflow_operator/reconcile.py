@@ -1,0 +1,291 @@
+"""One reconcile of one FlowRun: observe → `plan(...)` → act → write status once.
+
+Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapshot.
+
+1. Read the FlowRun fresh (level-triggered: the trigger's body may be stale, and the
+   planner builds on the previous status, so it must be our last write).
+2. The Flow the run is pinned to. At the first reconcile the live Flow is copied into
+   a ConfigMap ``<run>-flow`` owned by the FlowRun (the planner then pins its
+   generation and code sha256 in ``status.flow``); every later reconcile, including a
+   resume, uses that snapshot, so a redeploy mid-run changes nothing for this run
+   (`podspec.build_pod` checks the pin). Snapshots are immutable, so they are cached by
+   run uid.
+3. What the apiserver cannot check: the Flow exists, its graph parses, the run's
+   parameters fit it. Otherwise the run ends ``Failed`` with reason ``InvalidSpec``
+   (condition ``Accepted=False``, reason ``FlowNotFound`` / ``FlowNotAccepted`` /
+   ``InvalidParameter``) and a message saying what to fix.
+4. The run's pods (label selector, then the owner uid) → `observe_pod` → `plan`.
+5. Stops, then starts (each paced by the pod token bucket), then the status in one
+   merge patch (paced by the status bucket; skipped when unchanged), then the Events
+   (after the status, so a failed write does not repeat them).
+
+Returns the planner's ``requeue_after``; the caller (`kflow_operator.queue`) arms the
+timer. Kubernetes errors arrive as `kflow_operator.k8s` errors; a transient one
+propagates (the caller retries), a rejected pod fails the run with ``InvalidSpec``.
+
+Imports no kopf.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from kflow import api_types
+from kflow.api_types import ConditionStatus, ConditionType, FailureReason, RunPhase
+from kflow.planning import FlowModel, PlannerConfig, RunModel, StartTask, plan
+from kflow.planning.model import Event
+from kflow.planning.run import format_time
+from kflow.planning.status import condition
+from kflow_operator import naming
+from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
+from kflow_operator.observe import NotAStepPod, observe_pod
+from kflow_operator.podspec import PodSpecError, build_pod
+from kflow_operator.ratelimit import TokenBucket
+from kflow_operator.settings import OperatorConfig
+from kflow_operator.validation import check_parameters
+
+__all__ = ["SNAPSHOT_KEY", "Reconciler", "snapshot_name"]
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_KEY: Final = "flow.json"
+_CACHE_SIZE: Final = 512
+
+
+def snapshot_name(run: str) -> str:
+    """The ConfigMap holding the Flow a run started with."""
+    return f"{run}-flow"
+
+
+@dataclass(frozen=True)
+class _Invalid:
+    """The run cannot go on: ``Accepted=False`` with `reason`, failure InvalidSpec."""
+
+    reason: str          # FlowNotFound, FlowNotAccepted, InvalidParameter, InvalidPod
+    message: str
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `old` into `new` (removed keys → None)."""
+    patch = dict(new)
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+class Reconciler:
+    """Reconciles FlowRuns by name; thread-safe if calls for one run never overlap."""
+
+    def __init__(self, kube: KubeApi, config: OperatorConfig, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._kube = kube
+        self._config = config
+        self._clock = clock
+        self._planner = PlannerConfig(infrastructure_retries=config.infra_retries,
+                                      pending_timeout_seconds=config.pending_timeout_seconds)
+        self._pod_bucket = TokenBucket(config.pod_creates_per_second, config.pod_create_burst)
+        self._status_bucket = TokenBucket(config.status_writes_per_second,
+                                          config.status_write_burst)
+        self._snapshots: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    # -- the Flow snapshot --------------------------------------------------------------
+
+    def _cached(self, uid: str, flow: dict[str, Any]) -> dict[str, Any]:
+        self._snapshots[uid] = flow
+        self._snapshots.move_to_end(uid)
+        while len(self._snapshots) > _CACHE_SIZE:
+            self._snapshots.popitem(last=False)
+        return flow
+
+    def _read_snapshot(self, run: Mapping[str, Any]) -> dict[str, Any] | _Invalid | None:
+        metadata = run["metadata"]
+        uid = _uid(run)
+        if uid in self._snapshots:
+            self._snapshots.move_to_end(uid)
+            return self._snapshots[uid]
+        name = snapshot_name(metadata["name"])
+        found = self._kube.get_configmap(metadata["namespace"], name)
+        if found is None:
+            return None
+        owners = [ref.get("uid") for ref in (found.get("metadata") or {}).get(
+            "ownerReferences") or []]
+        if uid not in owners:
+            if any(owners):
+                raise TransientKubeError(f"ConfigMap {name} belongs to an older FlowRun of "
+                                         "the same name; waiting for garbage collection")
+            return _Invalid("FlowNotAccepted", f"ConfigMap {name} exists and is not this "
+                            "run's Flow snapshot; delete or rename it")
+        try:
+            flow = json.loads((found.get("data") or {})[SNAPSHOT_KEY])
+        except (KeyError, TypeError, ValueError):
+            return _Invalid("FlowNotAccepted", f"ConfigMap {name} does not hold a Flow "
+                            f"snapshot in {SNAPSHOT_KEY!r}")
+        return self._cached(uid, flow)
+
+    def _take_snapshot(self, run: Mapping[str, Any]) -> dict[str, Any] | _Invalid:
+        metadata = run["metadata"]
+        namespace, run_name = str(metadata["namespace"]), str(metadata["name"])
+        flow_name = str(((run.get("spec") or {}).get("flowRef") or {}).get("name") or "")
+        live = self._kube.get_flow(namespace, flow_name) if flow_name else None
+        if live is None:
+            return _Invalid("FlowNotFound", f"Flow {flow_name!r} not found in namespace "
+                            f"{namespace}: deploy it (python <flow>.py deploy) and create the "
+                            "run again")
+        live_meta = live.get("metadata") or {}
+        pinned = (run.get("status") or {}).get("flow") or {}
+        if pinned.get("generation") not in (None, live_meta.get("generation")):
+            return _Invalid("FlowNotAccepted", f"the run's Flow snapshot "
+                            f"{snapshot_name(run_name)} is gone and Flow {flow_name} changed "
+                            f"since the run started (generation {pinned.get('generation')} → "
+                            f"{live_meta.get('generation')}); start a new run")
+        flow = {
+            "apiVersion": api_types.API_VERSION, "kind": api_types.FLOW_KIND,
+            "metadata": {key: live_meta[key] for key in ("name", "namespace", "uid",
+                                                          "generation") if key in live_meta},
+            "spec": live.get("spec") or {},
+        }
+        body = {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": snapshot_name(run_name), "namespace": namespace,
+                "labels": {**api_types.common_labels(name="kflow", instance=naming.label_value(
+                    run_name), component="flow-snapshot"),
+                           api_types.LABEL_FLOW: naming.label_value(flow_name),
+                           api_types.LABEL_RUN: naming.label_value(run_name)},
+                "ownerReferences": [{"apiVersion": api_types.API_VERSION,
+                                     "kind": api_types.FLOWRUN_KIND, "name": run_name,
+                                     "uid": _uid(run), "blockOwnerDeletion": True}],
+            },
+            "data": {SNAPSHOT_KEY: json.dumps(flow, sort_keys=True)},
+        }
+        self._kube.create_configmap(body)
+        # A 409 returned someone else's: read it back through the ownership checks.
+        found = self._read_snapshot(run)
+        return found if found is not None else _Invalid(
+            "FlowNotAccepted", f"ConfigMap {snapshot_name(run_name)} could not be read back")
+
+    # -- the reconcile ------------------------------------------------------------------
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Bring FlowRun `namespace/name` one step closer to done; seconds to the next
+        timed decision (None: wait for an event)."""
+        run = self._kube.get_flowrun(namespace, name)
+        if run is None or (run.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        model = RunModel.from_cr(run)
+        flow = self._read_snapshot(run)
+        if flow is None:
+            resuming = model.resume_attempt > model.status_resume_attempt
+            if model.phase is not None and model.phase.terminal and not resuming:
+                return None        # ended before it had a Flow (InvalidSpec): nothing to do
+            flow = self._take_snapshot(run)
+        self._label(run)
+        if isinstance(flow, _Invalid):
+            self._fail(run, model, flow)
+            return None
+        spec = flow.get("spec") or {}
+        try:
+            flow_model = FlowModel.from_spec(spec, int((flow.get("metadata") or {}).get(
+                "generation") or 0))
+        except (ValueError, KeyError, TypeError) as exc:
+            self._fail(run, model, _Invalid("FlowNotAccepted", f"Flow "
+                       f"{(flow.get('metadata') or {}).get('name')}: {exc}; fix the flow and "
+                       "redeploy it"))
+            return None
+        problem = check_parameters(spec, (run.get("spec") or {}).get("parameters"))
+        if problem is not None:
+            self._fail(run, model, _Invalid("InvalidParameter", problem))
+            return None
+
+        observed = []
+        for pod in self._kube.list_pods(namespace, naming.run_selector(name), _uid(run)):
+            try:
+                observed.append(observe_pod(pod))
+            except NotAStepPod as exc:
+                log.warning("FlowRun %s/%s: %s", namespace, name, exc)
+        decided = plan(flow_model, model, observed, self._clock(), self._planner)
+        status = dict(decided.status)
+        for stop in decided.stops:
+            self._pod_bucket.acquire()
+            self._kube.delete_pod(namespace, naming.pod_name(
+                name, stop.task.step, stop.task.task, stop.attempt), stop.reason)
+        # build_pod checks the pin against the run's status: give it the new one.
+        pinned_run = {**run, "status": status}
+        try:
+            for start in decided.starts:
+                self._start(flow, pinned_run, start)
+        except (PodSpecError, InvalidRequest) as exc:
+            self._fail(run, model, _Invalid("InvalidPod", str(exc)), base=status)
+            return None
+        self._write_status(run, status)
+        for event in decided.events:
+            self._kube.create_event(run, event)
+        return decided.requeue_after
+
+    def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask) -> None:
+        pod = build_pod(flow, run, start, self._config.pod)
+        self._pod_bucket.acquire()
+        if not self._kube.create_pod(pod):
+            log.info("pod %s was already there", pod["metadata"]["name"])
+
+    def _label(self, run: Mapping[str, Any]) -> None:
+        """Add ``kflow.dev/flow`` to a FlowRun that lacks it (`kubectl get fr -l`)."""
+        metadata = run["metadata"]
+        flow_name = ((run.get("spec") or {}).get("flowRef") or {}).get("name")
+        if flow_name and api_types.LABEL_FLOW not in (metadata.get("labels") or {}):
+            self._kube.patch_flowrun_labels(metadata["namespace"], metadata["name"], {
+                api_types.LABEL_FLOW: naming.label_value(str(flow_name))})
+
+    def _write_status(self, run: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+        old = run.get("status") or {}
+        if status == old:
+            return False
+        self._status_bucket.acquire()
+        metadata = run["metadata"]
+        self._kube.patch_flowrun_status(metadata["namespace"], metadata["name"],
+                                        _status_patch(old, status))
+        return True
+
+    def _fail(self, run: Mapping[str, Any], model: RunModel, invalid: _Invalid,
+              base: Mapping[str, Any] | None = None) -> None:
+        """End the run Failed with reason InvalidSpec (idempotent: same status, no write)."""
+        old = run.get("status") or {}
+        now = self._clock()
+        gen = model.generation
+        status = dict(base if base is not None else old)
+        accepted = (ConditionStatus.TRUE, "Accepted", "the Flow exists and is accepted") \
+            if invalid.reason == "InvalidPod" else (ConditionStatus.FALSE, invalid.reason,
+                                                    invalid.message)
+        reason = FailureReason.INVALID_SPEC.value
+        status.update({
+            "phase": RunPhase.FAILED.value,
+            "observedGeneration": gen,
+            "conditions": [
+                condition(model.condition(ConditionType.ACCEPTED), ConditionType.ACCEPTED,
+                          *accepted, now, gen),
+                condition(model.condition(ConditionType.PROGRESSING),
+                          ConditionType.PROGRESSING, ConditionStatus.FALSE,
+                          RunPhase.FAILED.value, "the run is failed", now, gen),
+                condition(model.condition(ConditionType.SUCCEEDED), ConditionType.SUCCEEDED,
+                          ConditionStatus.FALSE, reason, invalid.message, now, gen),
+            ],
+            "failure": {"reason": reason, "message": invalid.message},
+            "finishedAt": old.get("finishedAt") if old.get("phase") == RunPhase.FAILED.value
+            and old.get("finishedAt") else format_time(now),
+            "resumeAttempt": max(model.resume_attempt, model.status_resume_attempt),
+        })
+        if self._write_status(run, status) and old.get("phase") != RunPhase.FAILED.value:
+            log.warning("FlowRun %s/%s failed: %s", model.namespace, model.name,
+                        invalid.message)
+            self._kube.create_event(run, Event("Warning", reason, invalid.message))

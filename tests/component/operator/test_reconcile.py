@@ -1,0 +1,182 @@
+"""The reconciler against an in-memory `KubeApi` (no cluster): pinning, validation,
+idempotence. The real API is covered by tests/e2e/test_operator.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kflow.planning.model import Event
+from kflow_operator.observe import owner_uid
+from kflow_operator.podspec import ANNOTATION_CODE_SHA256, ANNOTATION_STOP_REASON
+from kflow_operator.reconcile import Reconciler
+from kflow_operator.settings import OperatorConfig
+
+ROOT = Path(__file__).resolve().parents[3]
+FLOW = ROOT / "tests" / "fixtures" / "golden" / "manifests" / "branch_flow.yaml"
+NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+NS = "ml"
+
+
+class FakeKube:
+    """`KubeApi` over dicts; records writes."""
+
+    def __init__(self) -> None:
+        self.flowruns: dict[str, dict[str, Any]] = {}
+        self.flows: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.configmaps: dict[str, dict[str, Any]] = {}
+        self.events: list[Event] = []
+        self.status_writes = 0
+
+    def get_flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.flowruns.get(name))
+
+    def get_flow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.flows.get(name))
+
+    def patch_flowrun_status(self, namespace: str, name: str,
+                             status: Mapping[str, Any]) -> None:
+        self.status_writes += 1
+        current = self.flowruns[name].setdefault("status", {})
+        for key, value in status.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = copy.deepcopy(value)
+
+    def patch_flowrun_labels(self, namespace: str, name: str,
+                             labels: Mapping[str, str]) -> None:
+        self.flowruns[name]["metadata"].setdefault("labels", {}).update(labels)
+
+    def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(p) for p in self.pods.values() if owner_uid(p) == owner]
+
+    def create_pod(self, pod: Mapping[str, Any]) -> bool:
+        name = pod["metadata"]["name"]
+        if name in self.pods:
+            return False
+        self.pods[name] = {**copy.deepcopy(dict(pod)), "status": {"phase": "Pending"}}
+        self.pods[name]["metadata"]["creationTimestamp"] = "2026-11-29T10:00:00Z"
+        return True
+
+    def delete_pod(self, namespace: str, name: str, reason: str) -> None:
+        pod = self.pods.get(name)
+        if pod is not None:
+            pod["metadata"].setdefault("annotations", {})[ANNOTATION_STOP_REASON] = reason
+            pod["metadata"]["deletionTimestamp"] = "2026-11-29T10:00:00Z"
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.configmaps.get(name))
+
+    def create_configmap(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        self.configmaps.setdefault(name, copy.deepcopy(dict(body)))
+        return copy.deepcopy(self.configmaps[name])
+
+    def create_event(self, run: Mapping[str, Any], event: Event) -> None:
+        self.events.append(event)
+
+    # -- test helpers -------------------------------------------------------------------
+
+    def succeed(self, step: str) -> None:
+        for pod in self.pods.values():
+            if pod["metadata"]["annotations"]["kflow.dev/step"] == step:
+                pod["status"] = {"phase": "Succeeded", "containerStatuses": [{
+                    "name": "step", "state": {"terminated": {
+                        "exitCode": 0, "message": json.dumps({"ok": True}),
+                        "startedAt": "2026-11-29T10:00:01Z",
+                        "finishedAt": "2026-11-29T10:00:02Z"}}}]}
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    fake = FakeKube()
+    flow = yaml.safe_load(FLOW.read_text())
+    flow["metadata"].update({"generation": 1, "uid": "flow-uid"})
+    fake.flows["branch-flow"] = flow
+    return fake
+
+
+def add_run(kube: FakeKube, name: str = "run-1", flow: str = "branch-flow",
+            parameters: dict[str, str] | None = None) -> None:
+    kube.flowruns[name] = {
+        "apiVersion": "kflow.dev/v1alpha1", "kind": "FlowRun",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1},
+        "spec": {"flowRef": {"name": flow}, "parameters": parameters or {}},
+    }
+
+
+def reconciler(kube: FakeKube) -> Reconciler:
+    return Reconciler(kube, OperatorConfig(), clock=lambda: NOW)
+
+
+def test_first_reconcile_pins_the_flow_and_starts_the_start_step(kube: FakeKube) -> None:
+    add_run(kube)
+    reconciler(kube).reconcile(NS, "run-1")
+    assert list(kube.pods) == ["run-1-start-0-0"]
+    status = kube.flowruns["run-1"]["status"]
+    sha = kube.flows["branch-flow"]["spec"]["codePackage"]["sha256"]
+    assert status["flow"] == {"generation": 1, "codeSha256": sha}
+    assert status["phase"] in ("Pending", "Running")
+    snapshot = kube.configmaps["run-1-flow"]
+    assert snapshot["metadata"]["ownerReferences"][0]["uid"] == "uid-run-1"
+    assert kube.flowruns["run-1"]["metadata"]["labels"]["kflow.dev/flow"] == "branch-flow"
+
+    reconciler(kube).reconcile(NS, "run-1")            # sees its pod (the step's startedAt)
+    writes, events = kube.status_writes, len(kube.events)
+    reconciler(kube).reconcile(NS, "run-1")            # nothing changed: nothing done
+    assert (list(kube.pods), kube.status_writes, len(kube.events)) == (
+        ["run-1-start-0-0"], writes, events)
+
+
+def test_a_redeploy_mid_run_does_not_change_the_runs_code(kube: FakeKube) -> None:
+    add_run(kube)
+    shell = reconciler(kube)
+    shell.reconcile(NS, "run-1")
+    old_sha = kube.flows["branch-flow"]["spec"]["codePackage"]["sha256"]
+    kube.flows["branch-flow"]["spec"]["codePackage"]["sha256"] = "f" * 64
+    kube.flows["branch-flow"]["metadata"]["generation"] = 2
+    kube.succeed("start")
+    reconciler(kube).reconcile(NS, "run-1")            # a fresh process: reads the ConfigMap
+    started = {p["metadata"]["annotations"]["kflow.dev/step"]: p for p in kube.pods.values()}
+    assert set(started) == {"start", "counts", "sums"}
+    assert {p["metadata"]["annotations"][ANNOTATION_CODE_SHA256]
+            for p in started.values()} == {old_sha}
+    assert kube.flowruns["run-1"]["status"]["flow"]["generation"] == 1
+
+
+@pytest.mark.parametrize(("flow", "parameters", "accepted", "text"), [
+    ("nope", {}, "FlowNotFound", "Flow 'nope' not found in namespace ml"),
+    ("branch-flow", {"rows": "ten"}, "InvalidParameter", "'ten' is not a whole number"),
+    ("branch-flow", {"rowz": "1"}, "InvalidParameter", "rowz is not a parameter"),
+])
+def test_invalid_runs_fail_once_with_invalid_spec(kube: FakeKube, flow: str,
+                                                  parameters: dict[str, str], accepted: str,
+                                                  text: str) -> None:
+    add_run(kube, flow=flow, parameters=parameters)
+    reconciler(kube).reconcile(NS, "run-1")
+    status = kube.flowruns["run-1"]["status"]
+    assert status["phase"] == "Failed"
+    assert status["failure"]["reason"] == "InvalidSpec" and text in status["failure"]["message"]
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions == {"Accepted": ("False", accepted), "Progressing": ("False", "Failed"),
+                          "Succeeded": ("False", "InvalidSpec")}
+    assert [e.reason for e in kube.events] == ["InvalidSpec"]
+    assert kube.pods == {}
+
+    writes = kube.status_writes
+    reconciler(kube).reconcile(NS, "run-1")
+    assert (kube.status_writes, len(kube.events)) == (writes, 1)
+
+
+def test_a_gone_run_is_nothing_to_do(kube: FakeKube) -> None:
+    assert reconciler(kube).reconcile(NS, "missing") is None
+    assert kube.status_writes == 0
