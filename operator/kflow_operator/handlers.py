@@ -1,4 +1,4 @@
-"""kopf handlers: thin adapters that wake `_reconcile` for a FlowRun.
+"""kopf handlers: thin adapters that wake `_reconcile` for a FlowRun or a Flow.
 
 Owns: the kopf registrations and the startup settings. Every trigger ends in one
 shared `_reconcile(memo, (namespace, name))`, which goes through `RunQueue` (one
@@ -8,6 +8,11 @@ reconcile at a time per run, coalesced wake-ups, requeue timers):
 - any event of a step pod (``app.kubernetes.io/managed-by=kflow``,
   ``app.kubernetes.io/component=step``) wakes the FlowRun controlling it at once;
 - the planner's ``requeue_after`` timers (armed by `RunQueue`).
+
+A Flow created, changed, or found at start-up reconciles its status
+(`kflow_operator.flows`) through its own `RunQueue` (``memo.flows``); a FlowRun whose
+phase changes wakes its Flow the same way (``lastRun``). The startup handler also
+serves the Prometheus metrics (`kflow_operator.metrics`) unless the port is 0.
 
 The kopf boundary maps `TransientKubeError` to ``kopf.TemporaryError`` (kopf retries
 the FlowRun handler after its delay); a pod event has no kopf retry, so it re-arms the
@@ -23,12 +28,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import kopf
 
 from kflow import api_types
+from kflow_operator.flows import FlowReconciler
 from kflow_operator.k8s import KubernetesKubeApi, TransientKubeError, load_api_client
+from kflow_operator.metrics import OperatorMetrics, serve
 from kflow_operator.queue import RunKey, RunQueue
 from kflow_operator.reconcile import Reconciler
 from kflow_operator.settings import OperatorConfig, from_env
@@ -39,29 +47,50 @@ log = logging.getLogger(__name__)
 
 ANNOTATION_PREFIX = "operator.kflow.dev"
 _FLOWRUNS = (api_types.GROUP, api_types.VERSION, api_types.FLOWRUN_PLURAL)
+_FLOWS = (api_types.GROUP, api_types.VERSION, api_types.FLOW_PLURAL)
 _STEP_PODS = {api_types.LABEL_APP_MANAGED_BY: api_types.MANAGED_BY,
               api_types.LABEL_APP_COMPONENT: api_types.COMPONENT_STEP}
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """kopf settings, then the process-wide reconciler and queue (in `memo.runs`)."""
+    """kopf settings, then the process-wide reconcilers and their queues (`memo.runs`,
+    `memo.flows`), and the metrics endpoint."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     settings.posting.level = logging.WARNING
     config: OperatorConfig = getattr(memo, "config", None) or from_env()
-    reconciler = Reconciler(KubernetesKubeApi(load_api_client()), config)
-    memo.runs = RunQueue(reconciler.reconcile)
+    metrics = OperatorMetrics()
+    kube = KubernetesKubeApi(load_api_client(), on_request=lambda verb, outcome:
+                             metrics.kube_requests.inc(verb=verb, outcome=outcome))
+    flows = RunQueue(metrics.timed("flow", FlowReconciler(kube).reconcile))
+    reconciler = Reconciler(kube, config, metrics=metrics,
+                            flow_changed=lambda namespace, flow: _refresh(flows, (namespace,
+                                                                                  flow)))
+    memo.flows, memo.runs = flows, RunQueue(metrics.timed("flowrun", reconciler.reconcile))
+    memo.metrics_server = None
+    if config.metrics_port:
+        try:
+            memo.metrics_server = serve(metrics.registry, config.metrics_address,
+                                        config.metrics_port)
+        except OSError as exc:
+            log.error("no metrics: cannot listen on %s:%d: %s", config.metrics_address,
+                      config.metrics_port, exc)
 
 
 @kopf.on.cleanup()
 def stop(memo: kopf.Memo, **_: Any) -> None:
-    """Cancel the requeue timers."""
-    runs: RunQueue | None = getattr(memo, "runs", None)
-    if runs is not None:
-        runs.close()
+    """Cancel the requeue timers, stop the metrics endpoint."""
+    for name in ("runs", "flows"):
+        queue: RunQueue | None = getattr(memo, name, None)
+        if queue is not None:
+            queue.close()
+    server: ThreadingHTTPServer | None = getattr(memo, "metrics_server", None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 @kopf.on.probe(id="requeueTimers")
@@ -71,12 +100,33 @@ def requeue_timers(memo: kopf.Memo, **_: Any) -> int:
     return runs.pending_timers() if runs is not None else 0
 
 
-def _reconcile(memo: Any, key: RunKey) -> None:
-    """The one reconcile path of every FlowRun trigger (see the module docstring)."""
+def _reconcile(queue: RunQueue, key: RunKey) -> None:
+    """The one reconcile path of every trigger (see the module docstring)."""
     try:
-        memo.runs.reconcile(key)
+        queue.reconcile(key)
     except TransientKubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+
+
+def _refresh(flows: RunQueue, key: RunKey) -> None:
+    """A FlowRun started or changed phase: its Flow's ``lastRun`` follows (errors: later)."""
+    try:
+        flows.reconcile(key)
+    except TransientKubeError as exc:
+        log.warning("Flow %s/%s: %s; retrying in %ss", *key, exc, exc.delay)
+        flows.later(key, exc.delay)
+    except Exception:
+        log.exception("Flow %s/%s: the status update failed; retrying in 30s", *key)
+        flows.later(key, 30.0)
+
+
+@kopf.on.resume(*_FLOWS, id="flow-resume")
+@kopf.on.create(*_FLOWS, id="flow-create")
+@kopf.on.update(*_FLOWS, id="flow-update")
+def flow_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """A Flow was deployed or redeployed, or the operator restarted: check it and write
+    its status (Accepted, Ready, stepCount, schedule, lastRun)."""
+    _reconcile(memo.flows, (namespace or "", name))
 
 
 @kopf.on.resume(*_FLOWRUNS, id="flowrun-resume")
@@ -84,7 +134,7 @@ def _reconcile(memo: Any, key: RunKey) -> None:
 @kopf.on.update(*_FLOWRUNS, id="flowrun-update")
 def flowrun_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """A FlowRun appeared, changed, or the operator restarted: reconcile it."""
-    _reconcile(memo, (namespace or "", name))
+    _reconcile(memo.runs, (namespace or "", name))
 
 
 def _owner(pod: Mapping[str, Any]) -> str | None:
@@ -103,7 +153,7 @@ def step_pod_event(body: Mapping[str, Any], namespace: str | None, memo: Any,
         return
     key = (namespace, run)
     try:
-        _reconcile(memo, key)
+        _reconcile(memo.runs, key)
     except kopf.TemporaryError as exc:
         log.warning("FlowRun %s/%s: %s; retrying in %ss", namespace, run, exc, exc.delay)
         memo.runs.later(key, exc.delay or 5.0)

@@ -91,6 +91,9 @@ class KubeApi(Protocol):
                              status: Mapping[str, Any]) -> None: ...
     def patch_flowrun_labels(self, namespace: str, name: str,
                              labels: Mapping[str, str]) -> None: ...
+    def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+    def patch_flow_status(self, namespace: str, name: str,
+                          status: Mapping[str, Any]) -> None: ...
     def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]: ...
     def create_pod(self, pod: Mapping[str, Any]) -> bool: ...
     def delete_pod(self, namespace: str, name: str, reason: str) -> None: ...
@@ -144,23 +147,45 @@ def _status(exc: BaseException) -> int | None:
     return int(exc.status or 0) if isinstance(exc, ApiException) else None
 
 
+def _outcome(exc: BaseException) -> str:
+    """The metrics' name of a failed request."""
+    status = _status(exc)
+    return {None: "transient", 0: "transient", 404: "notfound", 409: "conflict",
+            429: "throttled"}.get(status, "transient" if (status or 0) >= 500 else "invalid")
+
+
 _NETWORK_ERRORS: Final = (ApiException, urllib3.exceptions.HTTPError, OSError)
+# The first word of a `_call`'s description → the API verb.
+_VERBS: Final = {"read": "get", "annotate": "patch", "label": "patch"}
 
 
 class KubernetesKubeApi:
     """`KubeApi` over the official client (thread-safe: one connection pool)."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, *,
+                 on_request: Callable[[str, str], None] | None = None) -> None:
         # Typed Any: we send and receive API-shaped dicts, not the client's models.
         self._core: Any = client.CoreV1Api(api)
         self._custom: Any = client.CustomObjectsApi(api)
+        self._on_request = on_request or (lambda verb, outcome: None)
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _call(self, what: str, call: Callable[[], Any]) -> Any:
-        """Run `call`, parse a raw JSON response; convert errors (404 → None)."""
+    def _request(self, verb: str, call: Callable[[], Any]) -> Any:
+        """Run `call`, telling `on_request` its verb and outcome (for the metrics)."""
         try:
             response = call()
+        except _NETWORK_ERRORS as exc:
+            self._on_request(verb, _outcome(exc))
+            raise
+        self._on_request(verb, "ok")
+        return response
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run `call`, parse a raw JSON response; convert errors (404 → None)."""
+        verb = _VERBS.get(what.split(" ", 1)[0], what.split(" ", 1)[0])
+        try:
+            response = self._request(verb, call)
         except _NETWORK_ERRORS as exc:
             if _status(exc) == 404:
                 return None
@@ -206,6 +231,24 @@ class KubernetesKubeApi:
                        api_types.FLOWRUN_PLURAL, name, {"metadata": {"labels": dict(labels)}},
                        _preload_content=False, _request_timeout=_TIMEOUT))
 
+    def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The FlowRuns in `namespace` matching the label `selector`."""
+        listed = self._call(f"list FlowRuns {selector!r} in {namespace}",
+                            lambda: self._custom.list_namespaced_custom_object(
+                                api_types.GROUP, api_types.VERSION, namespace,
+                                api_types.FLOWRUN_PLURAL, label_selector=selector,
+                                _preload_content=False, _request_timeout=_TIMEOUT))
+        return list((listed or {}).get("items") or [])
+
+    def patch_flow_status(self, namespace: str, name: str,
+                          status: Mapping[str, Any]) -> None:
+        """Merge-patch the Flow's ``status`` (None removes a key); a gone Flow is ignored."""
+        self._call(f"patch the status of Flow {namespace}/{name}",
+                   lambda: self._custom.patch_namespaced_custom_object_status(
+                       api_types.GROUP, api_types.VERSION, namespace, api_types.FLOW_PLURAL,
+                       name, {"status": dict(status)}, _preload_content=False,
+                       _request_timeout=_TIMEOUT))
+
     # -- pods ---------------------------------------------------------------------------
 
     def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]:
@@ -223,8 +266,8 @@ class KubernetesKubeApi:
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
         what = f"create pod {namespace}/{name}"
         try:
-            self._core.create_namespaced_pod(namespace, dict(pod), _preload_content=False,
-                                             _request_timeout=_TIMEOUT)
+            self._request("create", lambda: self._core.create_namespaced_pod(
+                namespace, dict(pod), _preload_content=False, _request_timeout=_TIMEOUT))
             return True
         except _NETWORK_ERRORS as exc:
             if _status(exc) != 409:
@@ -267,8 +310,8 @@ class KubernetesKubeApi:
         metadata = body["metadata"]
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
         try:
-            response = self._core.create_namespaced_config_map(
-                namespace, dict(body), _preload_content=False, _request_timeout=_TIMEOUT)
+            response = self._request("create", lambda: self._core.create_namespaced_config_map(
+                namespace, dict(body), _preload_content=False, _request_timeout=_TIMEOUT))
             created: dict[str, Any] = json.loads(response.data)
             return created
         except _NETWORK_ERRORS as exc:
@@ -306,8 +349,8 @@ class KubernetesKubeApi:
             "count": 1,
         }
         try:
-            self._core.create_namespaced_event(namespace, body, _preload_content=False,
-                                               _request_timeout=_TIMEOUT)
+            self._request("create", lambda: self._core.create_namespaced_event(
+                namespace, body, _preload_content=False, _request_timeout=_TIMEOUT))
         except _NETWORK_ERRORS as exc:
             log.warning("could not record event %s on FlowRun %s/%s: %s",
                         event.reason, namespace, name, _convert("create event", exc))

@@ -4,8 +4,9 @@ Owns: `TokenBucket`. The bucket holds at most `burst` tokens and gains `rate` to
 second; each write takes one. `try_acquire` never waits; `reserve` takes the tokens at
 once (the level may go below zero) and says how long the caller must wait before using
 them, so concurrent callers queue fairly in arrival order (Go's ``rate.Limiter.Reserve``);
-`acquire` is `reserve` plus the wait. The clock and the sleep are injectable, so tests
-need no real time. Thread-safe: one lock around the arithmetic, never held while sleeping.
+`acquire` is `reserve` plus the wait (`on_wait`, if given, hears of each wait: the
+throttling metrics). The clock and the sleep are injectable, so tests need no real time.
+Thread-safe: one lock around the arithmetic, never held while sleeping.
 
 Imports nothing but the standard library.
 """
@@ -25,7 +26,8 @@ class TokenBucket:
 
     def __init__(self, rate: float, burst: int, *,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_wait: Callable[[float], None] | None = None) -> None:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number of tokens per second, not {rate!r}")
         if burst < 1:
@@ -34,6 +36,7 @@ class TokenBucket:
         self.burst = burst
         self._clock = clock
         self._sleep = sleep
+        self._on_wait = on_wait
         self._lock = threading.Lock()
         self._tokens = float(burst)
         self._updated = clock()
@@ -85,5 +88,7 @@ class TokenBucket:
                 return False
             self._tokens -= tokens
         if wait > 0:
+            if self._on_wait is not None:
+                self._on_wait(wait)
             self._sleep(wait)
         return True

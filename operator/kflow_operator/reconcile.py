@@ -17,7 +17,11 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
 4. The run's pods (label selector, then the owner uid) → `observe_pod` → `plan`.
 5. Stops, then starts (each paced by the pod token bucket), then the status in one
    merge patch (paced by the status bucket; skipped when unchanged), then the Events
-   (after the status, so a failed write does not repeat them).
+   (after the status, so a failed write does not repeat them). A write that changes
+   the phase or ``startedAt`` calls ``flow_changed(namespace, flow)``: the Flow's
+   ``status.lastRun`` follows (`kflow_operator.flows`).
+6. Metrics (`kflow_operator.metrics`): the run's phase, pods created, attempts seen
+   finished, token-bucket waits.
 
 Returns the planner's ``requeue_after``; the caller (`kflow_operator.queue`) arms the
 timer. Kubernetes errors arrive as `kflow_operator.k8s` errors; a transient one
@@ -44,6 +48,7 @@ from kflow.planning.run import format_time
 from kflow.planning.status import condition
 from kflow_operator import naming
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
+from kflow_operator.metrics import OperatorMetrics
 from kflow_operator.observe import NotAStepPod, observe_pod
 from kflow_operator.podspec import PodSpecError, build_pod
 from kflow_operator.ratelimit import TokenBucket
@@ -88,15 +93,22 @@ class Reconciler:
     """Reconciles FlowRuns by name; thread-safe if calls for one run never overlap."""
 
     def __init__(self, kube: KubeApi, config: OperatorConfig, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 metrics: OperatorMetrics | None = None,
+                 flow_changed: Callable[[str, str], None] = lambda namespace, flow: None,
+                 ) -> None:
         self._kube = kube
         self._config = config
         self._clock = clock
+        self._metrics = metrics or OperatorMetrics()
+        self._flow_changed = flow_changed
         self._planner = PlannerConfig(infrastructure_retries=config.infra_retries,
                                       pending_timeout_seconds=config.pending_timeout_seconds)
-        self._pod_bucket = TokenBucket(config.pod_creates_per_second, config.pod_create_burst)
+        self._pod_bucket = TokenBucket(config.pod_creates_per_second, config.pod_create_burst,
+                                       on_wait=self._metrics.throttled("pod-create"))
         self._status_bucket = TokenBucket(config.status_writes_per_second,
-                                          config.status_write_burst)
+                                          config.status_write_burst,
+                                          on_wait=self._metrics.throttled("status-write"))
         self._snapshots: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # -- the Flow snapshot --------------------------------------------------------------
@@ -182,6 +194,7 @@ class Reconciler:
         timed decision (None: wait for an event)."""
         run = self._kube.get_flowrun(namespace, name)
         if run is None or (run.get("metadata") or {}).get("deletionTimestamp"):
+            self._metrics.run_phase(namespace, name, None)
             return None
         model = RunModel.from_cr(run)
         flow = self._read_snapshot(run)
@@ -214,6 +227,10 @@ class Reconciler:
                 observed.append(observe_pod(pod))
             except NotAStepPod as exc:
                 log.warning("FlowRun %s/%s: %s", namespace, name, exc)
+        for seen in observed:
+            if seen.state in ("succeeded", "failed"):
+                self._metrics.task_finished((_uid(run), seen.task.step, seen.task.task,
+                                             str(seen.attempt)), seen.state, seen.finished_at)
         decided = plan(flow_model, model, observed, self._clock(), self._planner)
         status = dict(decided.status)
         for stop in decided.stops:
@@ -236,7 +253,9 @@ class Reconciler:
     def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask) -> None:
         pod = build_pod(flow, run, start, self._config.pod)
         self._pod_bucket.acquire()
-        if not self._kube.create_pod(pod):
+        if self._kube.create_pod(pod):
+            self._metrics.tasks_started.inc()
+        else:
             log.info("pod %s was already there", pod["metadata"]["name"])
 
     def _label(self, run: Mapping[str, Any]) -> None:
@@ -249,12 +268,18 @@ class Reconciler:
 
     def _write_status(self, run: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
         old = run.get("status") or {}
+        metadata = run["metadata"]
+        if status.get("phase"):
+            self._metrics.run_phase(metadata["namespace"], metadata["name"],
+                                    str(status["phase"]))
         if status == old:
             return False
         self._status_bucket.acquire()
-        metadata = run["metadata"]
         self._kube.patch_flowrun_status(metadata["namespace"], metadata["name"],
                                         _status_patch(old, status))
+        flow_name = ((run.get("spec") or {}).get("flowRef") or {}).get("name")
+        if flow_name and any(old.get(key) != status.get(key) for key in ("phase", "startedAt")):
+            self._flow_changed(str(metadata["namespace"]), str(flow_name))   # its lastRun
         return True
 
     def _fail(self, run: Mapping[str, Any], model: RunModel, invalid: _Invalid,

@@ -27,7 +27,8 @@ variable                           default           meaning
 ``KFLOW_POD_CREATE_BURST``         ``20``
 ``KFLOW_STATUS_WRITES_PER_SECOND`` ``5``             token bucket of FlowRun status writes
 ``KFLOW_STATUS_WRITE_BURST``       ``10``
-``KFLOW_METRICS_PORT``             ``8080``          Prometheus metrics; ``0``: off
+``KFLOW_METRICS_PORT``             ``8080``          Prometheus ``/metrics``; ``0``: off
+``KFLOW_METRICS_ADDRESS``          ``127.0.0.1``     address it binds (``0.0.0.0``: all)
 =================================  ================  =====================================
 
 A bad value raises `SettingsError` naming the variable, the value and what is expected.
@@ -36,6 +37,7 @@ Imports only the standard library and `kflow_operator.podspec`.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -73,6 +75,7 @@ class OperatorConfig:
     status_writes_per_second: float = 5.0
     status_write_burst: int = 10
     metrics_port: int = 8080
+    metrics_address: str = "127.0.0.1"
 
     @property
     def cluster_wide(self) -> bool:
@@ -143,6 +146,17 @@ def _name(env: Mapping[str, str], var: str, default: str, pattern: re.Pattern[st
     return value
 
 
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        raise _bad(name, raw, "an IP address (127.0.0.1, 0.0.0.0, ::)") from None
+    return raw
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> OperatorConfig:
     """The configuration in `environ` (default: os.environ); `SettingsError` if bad."""
     env = os.environ if environ is None else environ
@@ -175,4 +189,5 @@ def from_env(environ: Mapping[str, str] | None = None) -> OperatorConfig:
         status_writes_per_second=_positive(env, "KFLOW_STATUS_WRITES_PER_SECOND", 5.0),
         status_write_burst=_int(env, "KFLOW_STATUS_WRITE_BURST", 10, minimum=1),
         metrics_port=_int(env, "KFLOW_METRICS_PORT", 8080, maximum=65535),
+        metrics_address=_address(env, "KFLOW_METRICS_ADDRESS", "127.0.0.1"),
     )

@@ -36,6 +36,7 @@ from tests.e2e.crds_helper import install_crds
 pytestmark = pytest.mark.e2e
 
 FLOWS = Path(__file__).resolve().parents[2] / "examples" / "flows"
+GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "golden" / "manifests"
 RUN_TIMEOUT = 120.0
 
 
@@ -46,6 +47,15 @@ class Operator:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str]          # the flow CLI's environment (deploy)
+    metrics_url: str = ""        # the operator's /metrics
+
+    def scrape(self) -> dict[str, float]:
+        """The operator's metrics: sample (name with labels) → value."""
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as answer:
+            text = answer.read().decode()
+        samples = (line.rsplit(" ", 1) for line in text.splitlines()
+                   if line and not line.startswith("#"))
+        return {name: float(value) for name, value in samples}
 
     def log_tail(self, lines: int = 80) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -77,8 +87,10 @@ def operator(cluster: TestCluster, namespace: str, s3_credentials: Path,
     install_crds(cluster)
     _create_prerequisites(cluster, namespace, s3_credentials)
     liveness = f"http://127.0.0.1:{_free_port()}/healthz"
+    metrics_port = _free_port()
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
-           "KFLOW_STEP_CODE_CACHE": str(tmp_path / "code-cache"), "KFLOW_METRICS_PORT": "0"}
+           "KFLOW_STEP_CODE_CACHE": str(tmp_path / "code-cache"),
+           "KFLOW_METRICS_PORT": str(metrics_port)}
     log_path = tmp_path / "operator.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -87,7 +99,8 @@ def operator(cluster: TestCluster, namespace: str, s3_credentials: Path,
             stdout=log, stderr=subprocess.STDOUT, env=env)
     running = Operator(process, log_path, {
         **os.environ, "KUBECONFIG": str(cluster.kubeconfig), "KFLOW_NAMESPACE": namespace,
-        "KFLOW_S3_CREDENTIALS": str(s3_credentials), "KFLOW_CONFIG": ""})
+        "KFLOW_S3_CREDENTIALS": str(s3_credentials), "KFLOW_CONFIG": ""},
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
 
     def alive() -> bool:
         if process.poll() is not None:
@@ -201,6 +214,31 @@ def test_train_flow_runs_end_to_end_from_kubectl_apply(
         namespace, field_selector="involvedObject.name=train-1").items
     assert {"Started", "Succeeded"} <= {e.reason for e in events}
 
+    # The Flow's status: accepted, its printer columns, the run as its last run.
+    def flow_done() -> dict[str, Any] | None:
+        flow = json.loads(cluster.kubectl("get", "flow", "train-flow", "-n", namespace,
+                                          "-o", "json").stdout)
+        last = (flow.get("status") or {}).get("lastRun") or {}
+        return flow if last.get("phase") == "Succeeded" else None
+
+    flow_status = wait_for("Flow train-flow's lastRun", flow_done, timeout=30)["status"]
+    assert flow_status["lastRun"] == {"name": "train-1", "phase": "Succeeded",
+                                      "startedAt": status["startedAt"]}
+    assert {c["type"]: c["status"] for c in flow_status["conditions"]} == {
+        "Accepted": "True", "Ready": "True"}
+    assert flow_status["observedGeneration"] == 1
+    header, row = cluster.kubectl("get", "flows", "-n", namespace).stdout.splitlines()
+    assert header.split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "RUN", "AGE"]
+    assert row.split()[:8] == ["train-flow", "5", "0", "0", "*", "*", "*", "train-1"]
+
+    # The metrics endpoint counted the run's 7 task attempts.
+    metrics = operator.scrape()
+    assert metrics["kflow_tasks_started_total"] >= 7
+    assert metrics['kflow_tasks_finished_total{outcome="succeeded"}'] >= 7
+    assert metrics['kflow_flowruns{phase="Succeeded"}'] == 1
+    assert metrics['kflow_kube_requests_total{verb="create",outcome="ok"}'] >= 7
+    assert metrics['kflow_reconcile_duration_seconds_count{kind="flowrun"}'] > 0
+
 
 def test_branch_flow_passes_parameters_and_merges_the_branches(
         cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
@@ -238,3 +276,34 @@ def test_a_missing_flow_or_a_bad_parameter_fails_the_run_with_invalid_spec(
     assert cluster.core.list_namespaced_pod(namespace).items == []
     wide = cluster.kubectl("get", "fr", "orphan-1", "-n", namespace, "-o", "wide")
     assert wide.stdout.splitlines()[1].split()[-1] == "InvalidSpec"
+
+
+def test_a_flow_whose_graph_the_planner_rejects_is_not_accepted(
+        cluster: TestCluster, namespace: str, operator: Operator, tmp_path: Path) -> None:
+    # Valid for the CRD (each `next` names a step, nothing goes to start) but not a DAG:
+    # two unreachable steps going to each other.
+    flow = yaml.safe_load((GOLDEN / "branch_flow.yaml").read_text())
+    flow["metadata"] = {"name": "cyclic-flow", "namespace": namespace}
+    flow["spec"]["steps"][-1:-1] = [
+        {"name": "ping", "type": "linear", "next": ["pong"], "join": False},
+        {"name": "pong", "type": "linear", "next": ["ping"], "join": False}]
+    path = tmp_path / "cyclic-flow.yaml"
+    path.write_text(yaml.safe_dump(flow))
+    done = cluster.kubectl("apply", "-f", str(path))
+    assert done.returncode == 0, done.stderr
+
+    def judged() -> dict[str, Any] | None:
+        body = json.loads(cluster.kubectl("get", "flow", "cyclic-flow", "-n", namespace,
+                                          "-o", "json").stdout)
+        return body.get("status") or None
+
+    status = wait_for("Flow cyclic-flow's status", judged, timeout=30)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["Accepted"]["status"], conditions["Accepted"]["reason"]) == (
+        "False", "InvalidGraph")
+    assert "the graph has a cycle" in conditions["Accepted"]["message"]
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == (
+        "False", "NotAccepted")
+    assert (status["stepCount"], status["observedGeneration"]) == (7, 1)
+    wide = cluster.kubectl("get", "flow", "cyclic-flow", "-n", namespace, "-o", "wide")
+    assert wide.stdout.splitlines()[1].split()[-1] == "False"

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from kflow.planning.model import Event
+from kflow_operator.flows import FlowReconciler
+from kflow_operator.metrics import OperatorMetrics
 from kflow_operator.observe import owner_uid
 from kflow_operator.podspec import ANNOTATION_CODE_SHA256, ANNOTATION_STOP_REASON
 from kflow_operator.reconcile import Reconciler
@@ -35,6 +37,7 @@ class FakeKube:
         self.configmaps: dict[str, dict[str, Any]] = {}
         self.events: list[Event] = []
         self.status_writes = 0
+        self.flow_status_writes = 0
 
     def get_flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.flowruns.get(name))
@@ -55,6 +58,21 @@ class FakeKube:
     def patch_flowrun_labels(self, namespace: str, name: str,
                              labels: Mapping[str, str]) -> None:
         self.flowruns[name]["metadata"].setdefault("labels", {}).update(labels)
+
+    def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        key, _, value = selector.partition("=")
+        return [copy.deepcopy(r) for r in self.flowruns.values()
+                if (r["metadata"].get("labels") or {}).get(key) == value]
+
+    def patch_flow_status(self, namespace: str, name: str,
+                          status: Mapping[str, Any]) -> None:
+        self.flow_status_writes += 1
+        current = self.flows[name].setdefault("status", {})
+        for key, value in status.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = copy.deepcopy(value)
 
     def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(p) for p in self.pods.values() if owner_uid(p) == owner]
@@ -180,3 +198,28 @@ def test_invalid_runs_fail_once_with_invalid_spec(kube: FakeKube, flow: str,
 def test_a_gone_run_is_nothing_to_do(kube: FakeKube) -> None:
     assert reconciler(kube).reconcile(NS, "missing") is None
     assert kube.status_writes == 0
+
+
+def test_a_run_changing_phase_updates_its_flows_last_run(kube: FakeKube) -> None:
+    flows = FlowReconciler(kube, clock=lambda: NOW)
+    flows.reconcile(NS, "branch-flow")
+    status = kube.flows["branch-flow"]["status"]
+    assert (status["stepCount"], status["conditions"][0]["status"]) == (5, "True")
+    assert "lastRun" not in status
+    add_run(kube)
+    woken: list[tuple[str, str]] = []
+    metrics = OperatorMetrics(started=datetime(2026, 1, 1, tzinfo=UTC))
+    runs = Reconciler(kube, OperatorConfig(), clock=lambda: NOW, metrics=metrics,
+                      flow_changed=lambda ns, flow: woken.append((ns, flow)))
+    runs.reconcile(NS, "run-1")
+    assert woken == [(NS, "branch-flow")]
+    flows.reconcile(NS, "branch-flow")
+    phase = kube.flowruns["run-1"]["status"]["phase"]
+    assert kube.flows["branch-flow"]["status"]["lastRun"]["name"] == "run-1"
+    assert kube.flows["branch-flow"]["status"]["lastRun"]["phase"] == phase
+    assert metrics.tasks_started.value() == 1
+    assert metrics.flowruns.value(phase=phase) == 1
+
+    writes = kube.flow_status_writes
+    flows.reconcile(NS, "branch-flow")                  # nothing changed: no write
+    assert kube.flow_status_writes == writes

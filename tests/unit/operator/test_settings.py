@@ -33,6 +33,7 @@ def test_values_are_read() -> None:
         "KFLOW_STATUS_WRITES_PER_SECOND": "2",
         "KFLOW_STATUS_WRITE_BURST": "4",
         "KFLOW_METRICS_PORT": "0",
+        "KFLOW_METRICS_ADDRESS": "0.0.0.0",
         "KFLOW_STEP_CODE_CACHE": "/tmp/kflow-code",
     })
     assert config.namespaces == ("ml", "team-b")
@@ -45,7 +46,7 @@ def test_values_are_read() -> None:
     assert (config.infra_retries, config.pending_timeout_seconds) == (5, 90.5)
     assert (config.pod_creates_per_second, config.pod_create_burst) == (50.0, 100)
     assert (config.status_writes_per_second, config.status_write_burst) == (2.0, 4)
-    assert config.metrics_port == 0
+    assert (config.metrics_port, config.metrics_address) == (0, "0.0.0.0")
 
 
 def test_empty_default_requests_means_none() -> None:
@@ -60,6 +61,7 @@ def test_empty_default_requests_means_none() -> None:
     ("KFLOW_POD_CREATES_PER_SECOND", "-3"),
     ("KFLOW_POD_CREATE_BURST", "0"),
     ("KFLOW_METRICS_PORT", "70000"),
+    ("KFLOW_METRICS_ADDRESS", "localhost:80"),
     ("KFLOW_DEFAULT_REQUESTS", "cpu:100m"),
     ("KFLOW_DEFAULT_REQUESTS", "memory=lots"),
     ("KFLOW_STEP_RUN_AS_USER", "0"),
