@@ -1,10 +1,11 @@
-"""The flow file's command line: `python flow.py check | show | deploy | package`.
+"""The flow file's command line: `python flow.py check | show | deploy | package | resume`.
 
 Owns: parsing the flow-file commands and their exit codes. Instantiating a
 FlowSpec subclass under `__main__` lands here (`FlowSpec.__init__` calls
 `main`). Each command is a thin call: the graph comes from `kflow.graph`, the
 checks from `kflow.lint`, pictures from `kflow.render`, the code package from
-`kflow.packaging`, and deployment from `kflow.deploy`.
+`kflow.packaging`, deployment from `kflow.deploy`, and an in-place resume from
+`kflow.submit` (which does not need the flow to be valid: it only patches the run).
 
 Exit codes: 0 on success, 1 when the flow is invalid or a command fails
 (each error says what, where and what to do), 2 on bad command-line usage.
@@ -49,6 +50,15 @@ def _parser(flow_name: str) -> argparse.ArgumentParser:
                         help="extra files to package (glob relative to the flow's folder)")
     deploy.add_argument("--dry-run", action="store_true",
                         help="print the Flow resource and upload/apply nothing")
+    resume = commands.add_parser(
+        "resume", help="resume a failed run in place (bumps spec.resume.attempt)",
+        description="Asks the operator to resume a Failed FlowRun in place: sets "
+        "spec.resume.attempt to one more than the last resume (and spec.resume.step). "
+        "Succeeded tasks are kept; without --step the failed steps run again, with --step "
+        "that step and every step after it.")
+    resume.add_argument("run", help="name of the FlowRun")
+    resume.add_argument("--step", help="run again from this step (default: the failed steps)")
+    resume.add_argument("--namespace", help="namespace of the run (default: from the config)")
     return parser
 
 
@@ -79,8 +89,13 @@ def _show(graph: FlowGraph, fmt: str) -> None:
 
 
 def _run(flow_cls: type[FlowSpec], args: argparse.Namespace) -> int:
-    graph = checked_graph(flow_cls)
     command = args.command or "check"
+    if command == "resume":
+        from kflow import submit
+
+        print(submit.resume_run(args.run, step=args.step, namespace=args.namespace).describe())
+        return 0
+    graph = checked_graph(flow_cls)
     if command == "check":
         print(f"{flow_cls.__name__}: the graph is valid ({len(graph.steps)} steps).")
         return 0
