@@ -115,7 +115,7 @@ def import_flow(code_dir: Path, flow_file: str, flow_name: str) -> type[FlowSpec
         spec.loader.exec_module(module)
     except BaseException as exc:
         del sys.modules[name]
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
+        if not isinstance(exc, Exception):  # SIGTERM (TaskTerminated), Ctrl-C, exit
             raise
         raise CodePackageError(
             f"importing the flow file {flow_file} failed: {type(exc).__name__}: {exc}"
