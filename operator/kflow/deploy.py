@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
-from kflow import api_types, config, manifest, packaging
+from kflow import api_types, config, kube, manifest, packaging
 from kflow.exceptions import KflowException
 
 if TYPE_CHECKING:
@@ -99,15 +99,9 @@ def upload_package(settings: config.S3Settings, package: packaging.CodePackage) 
 def apply_flow(settings: config.KflowConfig, body: dict[str, Any]) -> tuple[int | None, str]:
     """Server-side apply the Flow: (generation after, "created"|"updated"|"unchanged")."""
     from kubernetes import client
-    from kubernetes import config as kube_config
     from kubernetes.client.exceptions import ApiException
 
-    try:
-        api_client = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=settings.kubeconfig, context=settings.context)
-    except (kube_config.ConfigException, OSError) as exc:
-        raise DeployError(f"can't load the kubeconfig ({settings.kubeconfig or '~/.kube/config'}"
-                          f"): {exc}. Set KUBECONFIG or `kflow configure --kubeconfig`.") from exc
+    api_client = kube.api_client(settings)
     api = client.CustomObjectsApi(api_client)
     meta = body["metadata"]
     args = (api_types.GROUP, api_types.VERSION, meta["namespace"], api_types.FLOW_PLURAL,

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from kflow import api_types, config
+from kflow import api_types, config, kube
 from kflow.api_types import RunPhase
 from kflow.exceptions import KflowException
 
@@ -86,19 +86,13 @@ def resume_run(name: str, *, step: str | None = None, namespace: str | None = No
                settings: config.KflowConfig | None = None) -> ResumeResult:
     """Patch FlowRun `name`'s ``spec.resume`` to ask for one more in-place resume."""
     from kubernetes import client
-    from kubernetes import config as kube_config
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     settings = settings or config.load()
     namespace = namespace or settings.namespace
     where = f"FlowRun {name} in namespace {namespace}"
-    try:
-        api_client = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=settings.kubeconfig, context=settings.context)
-    except (kube_config.ConfigException, OSError) as exc:
-        raise SubmitError(f"can't load the kubeconfig ({settings.kubeconfig or '~/.kube/config'}"
-                          f"): {exc}. Set KUBECONFIG or `kflow configure --kubeconfig`.") from exc
+    api_client = kube.api_client(settings)
     api = client.CustomObjectsApi(api_client)
     args = (api_types.GROUP, api_types.VERSION, namespace, api_types.FLOWRUN_PLURAL, name)
     try:

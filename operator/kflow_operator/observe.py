@@ -50,12 +50,13 @@ modules.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from kflow import api_types
 from kflow.api_types import FailureReason
 from kflow.planning.model import ObservedAttempt, TaskId, TaskResult, TaskState
+from kflow.planning.run import parse_time
 from kflow_operator import naming
 from kflow_operator.podspec import ANNOTATION_STOP_REASON, CONTAINER_NAME
 
@@ -104,17 +105,6 @@ _RUNNER_CODES: Final[Mapping[int, str]] = {
 
 class NotAStepPod(ValueError):
     """The pod lacks kflow's step/task/attempt labels: not a step pod."""
-
-
-def parse_time(text: object) -> datetime | None:
-    """An API Time or MicroTime (``2026-01-02T03:04:05Z``) → aware datetime (UTC if no zone)."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def owner_uid(pod: Mapping[str, Any]) -> str | None:
