@@ -12,7 +12,6 @@ Kubernetes and S3 while deploying.
 from __future__ import annotations
 
 import getpass
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -61,38 +60,31 @@ class DeployResult:
 
 
 def upload_package(settings: config.S3Settings, package: packaging.CodePackage) -> tuple[str, bool]:
-    """Store the package unless that sha is there already: (its s3:// URL, uploaded?)."""
-    from urllib.parse import urlparse
+    """Store the package unless that sha is there already: (its s3:// URL, uploaded?).
 
-    from minio import Minio
-    from minio.error import S3Error
+    Goes through `kflow.store`, the one owner of S3 access and of the key layout.
+    """
+    from kflow.store import Datastore, StoreError
+    from kflow.store.retry import RetryPolicy
+    from kflow.store.s3 import S3Config, S3ObjectStore
 
-    endpoint = urlparse(settings.endpoint or "")
-    client = Minio(endpoint.netloc, access_key=settings.access_key,
-                   secret_key=settings.secret_key, secure=endpoint.scheme == "https",
-                   region=settings.region)
+    objects = S3ObjectStore(
+        S3Config(settings.endpoint or "", settings.access_key or "", settings.secret_key or "",
+                 settings.bucket, settings.region),
+        retry=RetryPolicy(attempts=4, deadline=10.0))  # a person is waiting
     key = packaging.package_key(package.sha256)
     url = f"s3://{settings.bucket}/{key}"
     try:
-        if not client.bucket_exists(settings.bucket):
-            client.make_bucket(settings.bucket)
-        try:
-            if client.stat_object(settings.bucket, key).size == package.size:
-                return url, False
-        except S3Error as exc:
-            if exc.code not in ("NoSuchKey", "NoSuchObject"):
-                raise
-        client.put_object(settings.bucket, key, io.BytesIO(package.data), package.size,
-                          content_type="application/gzip",
-                          metadata={"kflow-sha256": package.sha256})
-    except S3Error as exc:
-        raise DeployError(f"the object store at {settings.endpoint} refused {exc.code} on "
-                          f"{url}: {exc.message}. Check the bucket and the keys "
-                          f"(`kflow configure --show`).") from exc
-    except OSError as exc:  # connection refused, DNS, TLS
-        raise DeployError(f"can't reach the object store at {settings.endpoint}: {exc}. "
-                          f"Is it running, and is s3.endpoint right (`kflow configure "
-                          f"--show`)?") from exc
+        objects.ensure_bucket()
+        if objects.exists(key):
+            return url, False
+        Datastore(objects).put_code_package(package.sha256, package.data)
+    except StoreError as exc:
+        raise DeployError(f"uploading the code package to {url} at {settings.endpoint} "
+                          f"failed: {str(exc).rstrip('.')}. `kflow configure --show` shows "
+                          f"the settings in use.") from exc
+    finally:
+        objects.close()
     return url, True
 
 

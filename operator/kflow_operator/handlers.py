@@ -110,14 +110,7 @@ def _reconcile(queue: RunQueue, key: RunKey) -> None:
 
 def _refresh(flows: RunQueue, key: RunKey) -> None:
     """A FlowRun started or changed phase: its Flow's ``lastRun`` follows (errors: later)."""
-    try:
-        flows.reconcile(key)
-    except TransientKubeError as exc:
-        log.warning("Flow %s/%s: %s; retrying in %ss", *key, exc, exc.delay)
-        flows.later(key, exc.delay)
-    except Exception:
-        log.exception("Flow %s/%s: the status update failed; retrying in 30s", *key)
-        flows.later(key, 30.0)
+    flows.reconcile_or_retry(key, "the Flow status update")
 
 
 @kopf.on.resume(*_FLOWS, id="flow-resume")
@@ -151,13 +144,4 @@ def step_pod_event(body: Mapping[str, Any], namespace: str | None, memo: Any,
     run = _owner(body)
     if run is None or namespace is None:
         return
-    key = (namespace, run)
-    try:
-        _reconcile(memo.runs, key)
-    except kopf.TemporaryError as exc:
-        log.warning("FlowRun %s/%s: %s; retrying in %ss", namespace, run, exc, exc.delay)
-        memo.runs.later(key, exc.delay or 5.0)
-    except Exception:
-        log.exception("FlowRun %s/%s: reconcile after a pod event failed; retrying in 30s",
-                      namespace, run)
-        memo.runs.later(key, 30.0)
+    memo.runs.reconcile_or_retry((namespace, run), "the reconcile after a pod event")

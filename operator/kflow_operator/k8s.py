@@ -197,19 +197,18 @@ class KubernetesKubeApi:
 
     def get_flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The FlowRun, None if it does not exist."""
-        result: dict[str, Any] | None = self._call(
-            f"get FlowRun {namespace}/{name}",
-            lambda: self._custom.get_namespaced_custom_object(
-                api_types.GROUP, api_types.VERSION, namespace, api_types.FLOWRUN_PLURAL, name,
-                _preload_content=False, _request_timeout=_TIMEOUT))
-        return result
+        return self._get_custom(api_types.FLOWRUN_KIND, api_types.FLOWRUN_PLURAL, namespace, name)
 
     def get_flow(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Flow, None if it does not exist."""
+        return self._get_custom(api_types.FLOW_KIND, api_types.FLOW_PLURAL, namespace, name)
+
+    def _get_custom(self, kind: str, plural: str, namespace: str,
+                    name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._call(
-            f"get Flow {namespace}/{name}",
+            f"get {kind} {namespace}/{name}",
             lambda: self._custom.get_namespaced_custom_object(
-                api_types.GROUP, api_types.VERSION, namespace, api_types.FLOW_PLURAL, name,
+                api_types.GROUP, api_types.VERSION, namespace, plural, name,
                 _preload_content=False, _request_timeout=_TIMEOUT))
         return result
 

@@ -117,11 +117,16 @@ class RunQueue:
             state = self._runs.get(key)
             if state is not None and state.timer is threading.current_thread():
                 state.timer = None
+        self.reconcile_or_retry(key, "the timed reconcile")
+
+    def reconcile_or_retry(self, key: RunKey, what: str) -> None:
+        """Reconcile where no caller can retry (a timer, an event): a failure re-arms the
+        timer instead (transient errors after their delay, others after 30 s)."""
         try:
             self.reconcile(key)
         except TransientKubeError as exc:
-            log.warning("FlowRun %s/%s: %s; retrying in %.0fs", *key, exc, exc.delay)
+            log.warning("%s/%s: %s failed: %s; retrying in %.0fs", *key, what, exc, exc.delay)
             self.later(key, exc.delay)
         except Exception:
-            log.exception("FlowRun %s/%s: the timed reconcile failed; retrying in 30s", *key)
+            log.exception("%s/%s: %s failed; retrying in 30s", *key, what)
             self.later(key, 30.0)
