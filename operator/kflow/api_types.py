@@ -55,6 +55,9 @@ MANAGED_BY: Final = "kflow"                 # value of app.kubernetes.io/managed
 COMPONENT_STEP: Final = "step"              # app.kubernetes.io/component of step pods
 
 ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+FINALIZER_STEP: Final = "kflow.dev/step"
+"""On every step pod: the pod (the record of its attempt) outlives a deletion until the
+operator has seen its outcome and the run no longer needs it (docs/operator.md)."""
 
 
 def common_labels(*, name: str | None = None, instance: str | None = None,

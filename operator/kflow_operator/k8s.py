@@ -94,7 +94,9 @@ class KubeApi(Protocol):
     def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     def patch_flow_status(self, namespace: str, name: str,
                           status: Mapping[str, Any]) -> None: ...
-    def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]: ...
+    def list_pods(self, namespace: str, selector: str,
+                  owner: str | None) -> list[dict[str, Any]]: ...
+    def release_pod(self, pod: Mapping[str, Any]) -> None: ...
     def create_pod(self, pod: Mapping[str, Any]) -> bool: ...
     def delete_pod(self, namespace: str, name: str, reason: str) -> None: ...
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -156,7 +158,7 @@ def _outcome(exc: BaseException) -> str:
 
 _NETWORK_ERRORS: Final = (ApiException, urllib3.exceptions.HTTPError, OSError)
 # The first word of a `_call`'s description → the API verb.
-_VERBS: Final = {"read": "get", "annotate": "patch", "label": "patch"}
+_VERBS: Final = {"read": "get", "annotate": "patch", "label": "patch", "release": "patch"}
 
 
 class KubernetesKubeApi:
@@ -250,14 +252,38 @@ class KubernetesKubeApi:
 
     # -- pods ---------------------------------------------------------------------------
 
-    def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]:
-        """The pods matching `selector` whose controller is the FlowRun with uid `owner`."""
+    def list_pods(self, namespace: str, selector: str,
+                  owner: str | None) -> list[dict[str, Any]]:
+        """The pods matching `selector` whose controller is the FlowRun with uid `owner`
+        (any owner when None)."""
         listed = self._call(f"list pods {selector!r} in {namespace}",
                             lambda: self._core.list_namespaced_pod(
                                 namespace, label_selector=selector, _preload_content=False,
                                 _request_timeout=_TIMEOUT))
         items = (listed or {}).get("items") or []
-        return [pod for pod in items if owner_uid(pod) == owner]
+        return [pod for pod in items if owner is None or owner_uid(pod) == owner]
+
+    def release_pod(self, pod: Mapping[str, Any]) -> None:
+        """Remove kflow's finalizer from `pod` (a JSON patch that tests it is still at the
+        index we saw: a concurrent change fails it, and the next reconcile sees the new
+        pod); a gone pod or a pod without it is nothing to do."""
+        metadata = pod.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+        finalizers = list(metadata.get("finalizers") or [])
+        if api_types.FINALIZER_STEP not in finalizers:
+            return
+        index = finalizers.index(api_types.FINALIZER_STEP)
+        path = f"/metadata/finalizers/{index}"
+        patch = [{"op": "test", "path": path, "value": api_types.FINALIZER_STEP},
+                 {"op": "remove", "path": path}]
+        try:
+            self._call(f"release pod {namespace}/{name}",
+                       lambda: self._core.patch_namespaced_pod(
+                           name, namespace, patch, _preload_content=False,
+                           _request_timeout=_TIMEOUT))
+        except InvalidRequest as exc:
+            raise TransientKubeError(f"release pod {namespace}/{name}: the pod changed "
+                                     f"meanwhile ({exc}); trying again") from exc
 
     def create_pod(self, pod: Mapping[str, Any]) -> bool:
         """Create `pod`; True if created, False if this run's pod of that name was there."""

@@ -11,6 +11,9 @@ What every step pod gets, and why:
   as an annotation; ``cluster-autoscaler.kubernetes.io/safe-to-evict: "false"``.
 - An ownerReference to the FlowRun (``controller``, ``blockOwnerDeletion``): deleting a
   run deletes its pods.
+- The finalizer ``kflow.dev/step``: the pod is the record of its attempt, so a deleted
+  pod stays (Terminating) until the operator no longer needs it; see
+  `kflow_operator.reconcile`.
 - ``restartPolicy: Never``: every retry is a new attempt, i.e. a new pod, decided by the
   planner. ``activeDeadlineSeconds`` = ``timeoutSeconds`` + `PodConfig.deadline_grace_seconds`
   (the runner enforces ``@timeout`` on the step's code itself; the kubelet's deadline is
@@ -278,6 +281,7 @@ def build_pod(flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
             "namespace": str(metadata["namespace"]),
             "labels": labels,
             "annotations": annotations,
+            "finalizers": [api_types.FINALIZER_STEP],
             "ownerReferences": [{
                 "apiVersion": api_types.API_VERSION,
                 "kind": api_types.FLOWRUN_KIND,

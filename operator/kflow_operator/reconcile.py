@@ -15,6 +15,7 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    (condition ``Accepted=False``, reason ``FlowNotFound`` / ``FlowNotAccepted`` /
    ``InvalidParameter``) and a message saying what to fix.
 4. The run's pods (label selector, then the owner uid) → `observe_pod` → `plan`.
+   Deleted pods stay until the run no longer needs them (`Reconciler._release`).
 5. Stops, then starts (each paced by the pod token bucket), then the status in one
    merge patch (paced by the status bucket; skipped when unchanged), then the Events
    (after the status, so a failed write does not repeat them). A write that changes
@@ -49,7 +50,7 @@ from kflow.planning.status import condition
 from kflow_operator import naming
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
-from kflow_operator.observe import NotAStepPod, observe_pod
+from kflow_operator.observe import NotAStepPod, observe_pod, owner_uid
 from kflow_operator.podspec import PodSpecError, build_pod
 from kflow_operator.ratelimit import TokenBucket
 from kflow_operator.settings import OperatorConfig
@@ -193,9 +194,13 @@ class Reconciler:
         """Bring FlowRun `namespace/name` one step closer to done; seconds to the next
         timed decision (None: wait for an event)."""
         run = self._kube.get_flowrun(namespace, name)
+        pods = self._kube.list_pods(namespace, naming.run_selector(name), None)
         if run is None or (run.get("metadata") or {}).get("deletionTimestamp"):
             self._metrics.run_phase(namespace, name, None)
+            self._release(pods)           # the run is gone: nothing needs its pods
             return None
+        mine = [pod for pod in pods if owner_uid(pod) == _uid(run)]
+        self._release([pod for pod in pods if owner_uid(pod) != _uid(run)])  # older runs'
         model = RunModel.from_cr(run)
         flow = self._read_snapshot(run)
         if flow is None:
@@ -222,7 +227,7 @@ class Reconciler:
             return None
 
         observed = []
-        for pod in self._kube.list_pods(namespace, naming.run_selector(name), _uid(run)):
+        for pod in mine:
             try:
                 observed.append(observe_pod(pod))
             except NotAStepPod as exc:
@@ -248,7 +253,24 @@ class Reconciler:
         self._write_status(run, status)
         for event in decided.events:
             self._kube.create_event(run, event)
+        if RunPhase(status["phase"]).terminal:
+            self._release(mine)
         return decided.requeue_after
+
+    def _release(self, pods: list[dict[str, Any]]) -> None:
+        """Let the deleted pods among `pods` go: their outcome is no longer needed.
+
+        Every step pod carries the finalizer ``kflow.dev/step``. While its run is not
+        finished, a deleted pod stays (Terminating): the planner knows attempts only
+        from pods, so a pod that vanished would be an attempt forgotten (a succeeded task
+        run again, an attempt number reused). Once the run is finished, or gone, or the
+        pod belongs to an older run of the same name, deleted pods are released.
+        """
+        for pod in pods:
+            metadata = pod.get("metadata") or {}
+            if metadata.get("deletionTimestamp") and api_types.FINALIZER_STEP in (
+                    metadata.get("finalizers") or ()):
+                self._kube.release_pod(pod)
 
     def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask) -> None:
         pod = build_pod(flow, run, start, self._config.pod)

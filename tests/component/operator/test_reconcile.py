@@ -38,6 +38,7 @@ class FakeKube:
         self.events: list[Event] = []
         self.status_writes = 0
         self.flow_status_writes = 0
+        self.released: list[str] = []
 
     def get_flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.flowruns.get(name))
@@ -74,8 +75,14 @@ class FakeKube:
             else:
                 current[key] = copy.deepcopy(value)
 
-    def list_pods(self, namespace: str, selector: str, owner: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(p) for p in self.pods.values() if owner_uid(p) == owner]
+    def list_pods(self, namespace: str, selector: str,
+                  owner: str | None) -> list[dict[str, Any]]:
+        return [copy.deepcopy(p) for p in self.pods.values()
+                if owner is None or owner_uid(p) == owner]
+
+    def release_pod(self, pod: Mapping[str, Any]) -> None:
+        self.released.append(pod["metadata"]["name"])
+        self.pods.pop(pod["metadata"]["name"], None)     # its deletion completes
 
     def create_pod(self, pod: Mapping[str, Any]) -> bool:
         name = pod["metadata"]["name"]
@@ -198,6 +205,46 @@ def test_invalid_runs_fail_once_with_invalid_spec(kube: FakeKube, flow: str,
 def test_a_gone_run_is_nothing_to_do(kube: FakeKube) -> None:
     assert reconciler(kube).reconcile(NS, "missing") is None
     assert kube.status_writes == 0
+
+
+def _fail(kube: FakeKube, step: str) -> None:
+    for pod in kube.pods.values():
+        if pod["metadata"]["annotations"]["kflow.dev/step"] == step:
+            pod["status"] = {"phase": "Failed", "containerStatuses": [{
+                "name": "step", "state": {"terminated": {
+                    "exitCode": 1, "message": json.dumps({"ok": False}),
+                    "startedAt": "2026-11-29T10:00:01Z",
+                    "finishedAt": "2026-11-29T10:00:02Z"}}}]}
+
+
+def test_deleted_pods_stay_until_the_run_no_longer_needs_them(kube: FakeKube) -> None:
+    add_run(kube)
+    shell = reconciler(kube)
+    shell.reconcile(NS, "run-1")
+    start = kube.pods["run-1-start-0-0"]
+    assert start["metadata"]["finalizers"] == ["kflow.dev/step"]
+    kube.succeed("start")
+    shell.reconcile(NS, "run-1")
+    kube.delete_pod(NS, "run-1-start-0-0", "kubectl")   # a user deletes a finished pod
+    shell.reconcile(NS, "run-1")
+    assert kube.released == []                          # the run still needs its result
+    assert not any(p["metadata"]["annotations"]["kflow.dev/step"] == "start"
+                   and p["metadata"]["name"] != "run-1-start-0-0" for p in kube.pods.values())
+    _fail(kube, "counts")
+    kube.delete_pod(NS, "run-1-counts-0-0", "kubectl")
+    shell.reconcile(NS, "run-1")                        # fails the run (no retries)
+    assert kube.flowruns["run-1"]["status"]["phase"] == "Failed"
+    assert sorted(kube.released) == ["run-1-counts-0-0", "run-1-start-0-0"]
+    assert "run-1-sums-0-0" in kube.pods                # not deleted: kept for a resume
+
+
+def test_the_pods_of_a_gone_run_are_released(kube: FakeKube) -> None:
+    add_run(kube)
+    reconciler(kube).reconcile(NS, "run-1")
+    del kube.flowruns["run-1"]
+    kube.delete_pod(NS, "run-1-start-0-0", "garbage collection")
+    reconciler(kube).reconcile(NS, "run-1")
+    assert kube.released == ["run-1-start-0-0"]
 
 
 def test_a_run_changing_phase_updates_its_flows_last_run(kube: FakeKube) -> None:
