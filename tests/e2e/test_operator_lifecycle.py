@@ -1,11 +1,11 @@
-"""A run's life after `kubectl apply`: stop it, resume it in place.
+"""A run's life after `kubectl apply`: stop it, lose a pod, resume it in place.
 
 Reuses test_operator.py's per-test `operator` fixture (its own namespace, prerequisites
 and `python -m kflow_operator` process) and helpers. The flows are small ones of
-tests/e2e/flows/: `nap_flow.py` sleeps in its middle step (something to stop);
-`marker_flow.py` fails in its middle step until a file exists (the step pod is a local
-process on the embedded cluster, so it sees the test's tmp dir): the test creates the
-file between the failure and the resume.
+tests/e2e/flows/: `nap_flow.py` sleeps in its middle step (something to stop, or
+to delete the pod of); `marker_flow.py` fails in its middle step until a file exists
+(the step pod is a local process on the embedded cluster, so it sees the test's tmp
+dir): the test creates the file between the failure and the resume.
 """
 
 from __future__ import annotations
@@ -143,6 +143,36 @@ def test_stopping_a_running_run_deletes_its_pods_and_ends_it_stopped(
     # Nothing else started after the stop.
     assert attempts_by_pod(cluster, namespace, "nap-1").get("end") is None
     assert "nap" not in attempts_by_pod(cluster, namespace, "nap-1")
+
+
+def test_a_deleted_running_pod_is_retried_as_an_infrastructure_failure(
+        cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
+        tmp_path: Path) -> None:
+    deploy(operator, "nap_flow.py")
+    base.apply_run(cluster, namespace, tmp_path, "nap-2", "nap-flow", {"seconds": "4"})
+    pod = running_pod(cluster, operator, namespace, "nap-2", "nap")
+    assert pod.metadata.finalizers == [api_types.FINALIZER_STEP]
+    done = cluster.kubectl("delete", "pod", pod.metadata.name, "-n", namespace, "--wait=false")
+    assert done.returncode == 0, done.stderr
+
+    run = base.wait_finished(cluster, operator, namespace, "nap-2")
+    status = run["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert steps_of(run)["nap"]["attempts"] == 1
+    # The deleted pod stayed (Terminating) while the run needed it, so attempt 0 was
+    # neither recreated nor forgotten: attempt 1 ran, on the infrastructure budget.
+    assert attempts_by_pod(cluster, namespace, "nap-2")["nap"] in ([0, 1], [1])
+    recorded = stored_attempts(s3_credentials, run, "NapFlow", ("start", "nap", "end"))
+    assert recorded["start"] == {0: True} and recorded["end"] == {0: True}
+    assert recorded["nap"][1] is True and recorded["nap"].get(0) is not True
+    events = cluster.core.list_namespaced_event(
+        namespace, field_selector="involvedObject.name=nap-2").items
+    retrying = [e.message for e in events if e.reason == "Retrying"]
+    assert any("nap/0 attempt 0 failed (Evicted" in m and "attempt 1" in m
+               for m in retrying), retrying
+    # The run is finished: the operator lets the deleted pod go.
+    wait_for("the deleted pod to be released", lambda: pod.metadata.name not in {
+        p.metadata.name for p in step_pods(cluster, namespace, "nap-2")}, timeout=30)
 
 
 def test_a_failed_run_resumes_in_place_and_keeps_what_succeeded(
