@@ -99,6 +99,7 @@ class KubeApi(Protocol):
     def release_pod(self, pod: Mapping[str, Any]) -> None: ...
     def create_pod(self, pod: Mapping[str, Any]) -> bool: ...
     def delete_pod(self, namespace: str, name: str, reason: str) -> None: ...
+    def delete_flowrun(self, namespace: str, name: str, uid: str) -> None: ...
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_configmap(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
     def create_event(self, run: Mapping[str, Any], event: Event) -> None: ...
@@ -249,6 +250,21 @@ class KubernetesKubeApi:
                        api_types.GROUP, api_types.VERSION, namespace, api_types.FLOW_PLURAL,
                        name, {"status": dict(status)}, _preload_content=False,
                        _request_timeout=_TIMEOUT))
+
+    def delete_flowrun(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the FlowRun with this uid (a newer run of the same name is left alone;
+        a gone one is done); its pods and ConfigMap follow in the background."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                "preconditions": {"uid": uid}}
+        try:
+            self._call(f"delete FlowRun {namespace}/{name}",
+                       lambda: self._custom.delete_namespaced_custom_object(
+                           api_types.GROUP, api_types.VERSION, namespace,
+                           api_types.FLOWRUN_PLURAL, name, body=body, _preload_content=False,
+                           _request_timeout=_TIMEOUT))
+        except InvalidRequest as exc:
+            if exc.status != 409:          # 409: the uid precondition failed (a newer run)
+                raise
 
     # -- pods ---------------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ metric                                       type       labels
 ``kflow_tasks_started_total``                counter    (pods created)
 ``kflow_tasks_finished_total``               counter    ``outcome`` succeeded / failed
 ``kflow_reconcile_duration_seconds``         histogram  ``kind`` flowrun / flow
+``kflow_task_transition_seconds``            histogram  (task ready → its pod created)
 ``kflow_reconcile_errors_total``             counter    ``kind``, ``error`` (exception class)
 ``kflow_kube_requests_total``                counter    ``verb``, ``outcome`` (ok, notfound,
                                                         conflict, throttled, transient,
                                                         invalid)
+``kflow_status_writes_total``                counter    (FlowRun status merge patches)
 ``kflow_throttle_waits_total``               counter    ``bucket`` pod-create / status-write
 ``kflow_throttle_wait_seconds_total``        counter    ``bucket``
 ===========================================  =========  ==================================
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Orchestration delays: 10 ms (a reconcile already running) … 10 s (a slow queue).
+TRANSITION_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SEEN_LIMIT: Final = 100_000
 
 Labels = tuple[str, ...]
@@ -198,12 +202,19 @@ class OperatorMetrics:
             ("outcome",)))
         self.reconcile_seconds = r.register(Histogram(
             "kflow_reconcile_duration_seconds", "Duration of one reconcile.", ("kind",)))
+        self.transition_seconds = r.register(Histogram(
+            "kflow_task_transition_seconds", "Delay from a task becoming runnable (its "
+            "parents or previous attempt finished) to its pod being created, by the "
+            "operator's clock.", buckets=TRANSITION_BUCKETS))
         self.reconcile_errors = r.register(Counter(
             "kflow_reconcile_errors_total", "Reconciles that raised, by exception class.",
             ("kind", "error")))
         self.kube_requests = r.register(Counter(
             "kflow_kube_requests_total", "Kubernetes API requests by verb and outcome.",
             ("verb", "outcome")))
+        self.status_writes = r.register(Counter(
+            "kflow_status_writes_total", "FlowRun status writes (one merge patch per "
+            "reconcile that changed something; coalesced while throttled)."))
         self.throttle_waits = r.register(Counter(
             "kflow_throttle_waits_total", "Writes that waited for the operator's token "
             "bucket.", ("bucket",)))
@@ -228,6 +239,13 @@ class OperatorMetrics:
                 self.flowruns.add(-1, phase=old)
             if phase is not None:
                 self.flowruns.add(1, phase=phase)
+
+    def pod_created(self, ready_at: datetime | None, created_at: datetime) -> None:
+        """A step pod was created at `created_at`; its task was runnable since `ready_at`
+        (None: unknown, only counted). Clock skew never gives a negative delay."""
+        self.tasks_started.inc()
+        if ready_at is not None:
+            self.transition_seconds.observe(max((created_at - ready_at).total_seconds(), 0.0))
 
     def task_finished(self, key: tuple[str, ...], outcome: str,
                       finished_at: datetime | None) -> None:

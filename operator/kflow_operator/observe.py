@@ -42,7 +42,10 @@ container running                                            running
 otherwise                                                    pending
 ===========================================================  =============================
 
-A pod with a deletionTimestamp is ``deleted=True`` whatever its state. Imports only the
+A pod with a deletionTimestamp is ``deleted=True`` whatever its state. Besides the pod's
+own timestamps (1 s resolution), the operator's millisecond readings in the annotations
+``kflow.dev/ready-at`` and ``kflow.dev/created-at`` become ``ready_at`` and
+``pod_created_at`` (None when absent or unparsable). Imports only the
 standard library, `kflow.api_types`, `kflow.planning.model` and `kflow_operator`'s pure
 modules.
 """
@@ -58,7 +61,12 @@ from kflow.api_types import FailureReason
 from kflow.planning.model import ObservedAttempt, TaskId, TaskResult, TaskState
 from kflow.planning.run import parse_time
 from kflow_operator import naming
-from kflow_operator.podspec import ANNOTATION_STOP_REASON, CONTAINER_NAME
+from kflow_operator.podspec import (
+    ANNOTATION_CREATED_AT,
+    ANNOTATION_READY_AT,
+    ANNOTATION_STOP_REASON,
+    CONTAINER_NAME,
+)
 
 __all__ = ["NotAStepPod", "observe_pod", "owner_uid", "parse_time"]
 
@@ -307,6 +315,7 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedAttempt:
     state, reason, message = _classify(pod, deleted, result)
     exit_code = terminated.get("exitCode") if terminated is not None else None
     started = (terminated or running or {}).get("startedAt")
+    annotations = metadata.get("annotations") or {}
     return ObservedAttempt(
         task=task,
         attempt=attempt,
@@ -319,4 +328,6 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedAttempt:
         started_at=parse_time(started),
         finished_at=_finished_at(status, terminated, state),
         deleted=deleted,
+        ready_at=parse_time(annotations.get(ANNOTATION_READY_AT)),
+        pod_created_at=parse_time(annotations.get(ANNOTATION_CREATED_AT)),
     )

@@ -23,32 +23,42 @@ What every step pod gets, and why:
 - A restricted security context (non-root, RuntimeDefault seccomp, no privilege
   escalation, all capabilities dropped). ``runAsUser``/``runAsGroup`` are configurable:
   ``None`` leaves the user to the image (which must then not be root).
+- Orchestration timing: annotations ``kflow.dev/ready-at`` (when the task became
+  runnable, `StartTask.ready_at`) and ``kflow.dev/created-at`` (the operator's clock
+  just before the create call), both RFC 3339 with milliseconds, passed to the runner
+  by the downward API as ``KFLOW_TASK_READY_AT`` / ``KFLOW_TASK_CREATED_AT``.
 - S3 settings only through ``envFrom`` a Secret (`PodConfig.s3_secret_name`); never a
   credential in the manifest. The S3 Secret comes last so a step's own Secrets cannot
   redirect the store; a step's ``environment`` cannot set kflow's reserved variables.
 - The termination message stays at the default ``/dev/termination-log`` (the runner
   writes its result JSON there) with ``FallbackToLogsOnError``.
 
-Imports only the standard library, `kflow.api_types`, `kflow.planning.model` and
-`kflow_operator.naming`: no kopf, no kubernetes client.
+Imports only the standard library, `kflow.api_types`, `kflow.planning.model`,
+`kflow.planning.run` and `kflow_operator.naming`: no kopf, no kubernetes client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from kflow import api_types
 from kflow.planning.model import StartTask
+from kflow.planning.run import format_time_ms
 from kflow_operator import naming
 
 __all__ = [
     "ANNOTATION_CODE_SHA256",
+    "ANNOTATION_CREATED_AT",
+    "ANNOTATION_READY_AT",
     "ANNOTATION_STOP_REASON",
     "ANNOTATION_USER",
     "CONTAINER_NAME",
     "DEFAULT_REQUESTS",
+    "ENV_CREATED_AT",
+    "ENV_READY_AT",
     "PodConfig",
     "PodSpecError",
     "build_pod",
@@ -62,6 +72,14 @@ ANNOTATION_USER: Final = "kflow.dev/user"
 # Set by the operator on a pod before it deletes it (value: the reason, e.g. "Stopped"),
 # so `observe` can tell the operator's own deletions from the platform's.
 ANNOTATION_STOP_REASON: Final = "kflow.dev/stop-reason"
+# Millisecond clock readings of the operator (RFC 3339, UTC, "…T10:00:00.123Z"): when the
+# task became runnable (`StartTask.ready_at`) and just before the pod was created. The
+# runner reads them through the downward API (the env variables below) into its record;
+# `observe` reads them back for the status' overhead summary.
+ANNOTATION_READY_AT: Final = "kflow.dev/ready-at"
+ANNOTATION_CREATED_AT: Final = "kflow.dev/created-at"
+ENV_READY_AT: Final = "KFLOW_TASK_READY_AT"
+ENV_CREATED_AT: Final = "KFLOW_TASK_CREATED_AT"
 
 DEFAULT_REQUESTS: Final[Mapping[str, str]] = {"cpu": "100m", "memory": "256Mi"}
 RUNNER_COMMAND: Final = ("python", "-m", "kflow.runner")
@@ -69,7 +87,8 @@ RUNNER_COMMAND: Final = ("python", "-m", "kflow.runner")
 # Environment variables kflow sets or reads from the S3 Secret; a step's @environment
 # cannot override them (env wins over envFrom in Kubernetes, so they are dropped).
 _RESERVED_ENV: Final = frozenset({"KFLOW_USER", "KFLOW_STORE_DIR", "KFLOW_CODE_CACHE",
-                                  "KFLOW_TERMINATION_MESSAGE_PATH", "KFLOW_S3_CREDENTIALS"})
+                                  "KFLOW_TERMINATION_MESSAGE_PATH", "KFLOW_S3_CREDENTIALS",
+                                  ENV_READY_AT, ENV_CREATED_AT})
 _RESERVED_ENV_PREFIX: Final = "KFLOW_S3_"
 
 
@@ -137,8 +156,8 @@ def _user(run: Mapping[str, Any]) -> str | None:
 
 
 def _env(step: Mapping[str, Any], run: Mapping[str, Any],
-         config: PodConfig) -> list[dict[str, str]]:
-    env = [{"name": str(name), "value": str(value)}
+         config: PodConfig) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": str(name), "value": str(value)}
            for name, value in (step.get("environment") or {}).items()
            if name not in _RESERVED_ENV and not str(name).startswith(_RESERVED_ENV_PREFIX)]
     user = _user(run)
@@ -146,6 +165,11 @@ def _env(step: Mapping[str, Any], run: Mapping[str, Any],
         env.append({"name": "KFLOW_USER", "value": user})
     if config.code_cache_dir:
         env.append({"name": "KFLOW_CODE_CACHE", "value": config.code_cache_dir})
+    # Empty when the annotation is absent (the runner then records no such time).
+    for name, annotation in ((ENV_READY_AT, ANNOTATION_READY_AT),
+                             (ENV_CREATED_AT, ANNOTATION_CREATED_AT)):
+        env.append({"name": name, "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{annotation}']"}}})
     return env
 
 
@@ -196,12 +220,15 @@ def _check_pinned(flow: Mapping[str, Any], run: Mapping[str, Any]) -> None:
 
 
 def build_pod(flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
-              config: PodConfig, *, origin_run_id: str | None = None) -> dict[str, Any]:
+              config: PodConfig, *, origin_run_id: str | None = None,
+              created_at: datetime | None = None) -> dict[str, Any]:
     """The Pod manifest of `start`'s attempt (see the module docstring for its contents).
 
     `flow` and `run` are the Flow and FlowRun objects as read from the API server (the
     run needs ``metadata.name``, ``namespace`` and ``uid``); `origin_run_id` is the run id
-    of a ``resumeFrom`` origin. Raises `PodSpecError` when they cannot give a pod.
+    of a ``resumeFrom`` origin; `created_at` is the caller's clock just before it creates
+    the pod (annotation ``kflow.dev/created-at``; passed in, so the pod stays a pure
+    function of the arguments). Raises `PodSpecError` when they cannot give a pod.
     """
     metadata = run.get("metadata") or {}
     if not metadata.get("namespace") or not metadata.get("uid"):
@@ -225,7 +252,11 @@ def build_pod(flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
         naming.ANNOTATION_RUN_ID: naming.run_id(run),
         naming.ANNOTATION_STEP: start.task.step,
         naming.ANNOTATION_TASK: start.task.task,
-    }, reserved=(ANNOTATION_STOP_REASON,))
+    }, reserved=(ANNOTATION_STOP_REASON, ANNOTATION_READY_AT, ANNOTATION_CREATED_AT))
+    if start.ready_at is not None:
+        annotations[ANNOTATION_READY_AT] = format_time_ms(start.ready_at)
+    if created_at is not None:
+        annotations[ANNOTATION_CREATED_AT] = format_time_ms(created_at)
 
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,

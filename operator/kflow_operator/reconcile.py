@@ -13,7 +13,8 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
 3. What the apiserver cannot check: the Flow exists, its graph parses, the run's
    parameters fit it. Otherwise the run ends ``Failed`` with reason ``InvalidSpec``
    (condition ``Accepted=False``, reason ``FlowNotFound`` / ``FlowNotAccepted`` /
-   ``InvalidParameter``) and a message saying what to fix.
+   ``InvalidParameter`` / ``InvalidResume`` / ``InvalidResumeFrom``) and a message
+   saying what to fix.
 4. The run's pods (label selector, then the owner uid) → `observe_pod` → `plan`.
    Deleted pods stay until the run no longer needs them (`Reconciler._release`).
 5. Stops, then starts (each paced by the pod token bucket), then the status in one
@@ -21,8 +22,12 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    (after the status, so a failed write does not repeat them). A write that changes
    the phase or ``startedAt`` calls ``flow_changed(namespace, flow)``: the Flow's
    ``status.lastRun`` follows (`kflow_operator.flows`).
-6. Metrics (`kflow_operator.metrics`): the run's phase, pods created, attempts seen
-   finished, token-bucket waits.
+6. A finished run whose ``spec.ttlSecondsAfterFinished`` has passed is deleted
+   (`Reconciler._expire`); its pods follow, the store keeps its records.
+7. Metrics (`kflow_operator.metrics`): the run's phase, pods created (and how long
+   after their task became ready: ``StartTask.ready_at`` → the clock just before the
+   create call, also the pod's ``kflow.dev/created-at``), attempts seen finished,
+   token-bucket waits.
 
 Returns the planner's ``requeue_after``; the caller (`kflow_operator.queue`) arms the
 timer. Kubernetes errors arrive as `kflow_operator.k8s` errors; a transient one
@@ -46,7 +51,7 @@ from kflow.api_types import ConditionStatus, ConditionType, FailureReason, RunPh
 from kflow.planning import FlowModel, PlannerConfig, RunModel, StartTask, plan
 from kflow.planning.model import Event
 from kflow.planning.run import format_time
-from kflow.planning.status import condition
+from kflow.planning.status import clip, condition
 from kflow_operator import naming
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
@@ -54,7 +59,7 @@ from kflow_operator.observe import NotAStepPod, observe_pod, owner_uid
 from kflow_operator.podspec import PodSpecError, build_pod
 from kflow_operator.ratelimit import TokenBucket
 from kflow_operator.settings import OperatorConfig
-from kflow_operator.validation import check_parameters
+from kflow_operator.validation import check_parameters, check_resume
 
 __all__ = ["SNAPSHOT_KEY", "Reconciler", "snapshot_name"]
 
@@ -73,7 +78,8 @@ def snapshot_name(run: str) -> str:
 class _Invalid:
     """The run cannot go on: ``Accepted=False`` with `reason`, failure InvalidSpec."""
 
-    reason: str          # FlowNotFound, FlowNotAccepted, InvalidParameter, InvalidPod
+    reason: str          # FlowNotFound, FlowNotAccepted, InvalidParameter, InvalidResume,
+    #                      InvalidResumeFrom, InvalidPod
     message: str
 
 
@@ -206,25 +212,26 @@ class Reconciler:
         if flow is None:
             resuming = model.resume_attempt > model.status_resume_attempt
             if model.phase is not None and model.phase.terminal and not resuming:
-                return None        # ended before it had a Flow (InvalidSpec): nothing to do
+                # ended before it had a Flow (InvalidSpec): only its TTL is left to do
+                return self._finished(run, model, model.status)
             flow = self._take_snapshot(run)
         self._label(run)
         if isinstance(flow, _Invalid):
-            self._fail(run, model, flow)
-            return None
+            return self._fail(run, model, flow)
         spec = flow.get("spec") or {}
         try:
             flow_model = FlowModel.from_spec(spec, int((flow.get("metadata") or {}).get(
                 "generation") or 0))
         except (ValueError, KeyError, TypeError) as exc:
-            self._fail(run, model, _Invalid("FlowNotAccepted", f"Flow "
-                       f"{(flow.get('metadata') or {}).get('name')}: {exc}; fix the flow and "
-                       "redeploy it"))
-            return None
+            return self._fail(run, model, _Invalid("FlowNotAccepted", f"Flow "
+                              f"{(flow.get('metadata') or {}).get('name')}: {exc}; fix the "
+                              "flow and redeploy it"))
         problem = check_parameters(spec, (run.get("spec") or {}).get("parameters"))
         if problem is not None:
-            self._fail(run, model, _Invalid("InvalidParameter", problem))
-            return None
+            return self._fail(run, model, _Invalid("InvalidParameter", problem))
+        resume_problem = check_resume(spec, run)
+        if resume_problem is not None:
+            return self._fail(run, model, _Invalid(*resume_problem))
 
         observed = []
         for pod in mine:
@@ -248,14 +255,38 @@ class Reconciler:
             for start in decided.starts:
                 self._start(flow, pinned_run, start)
         except (PodSpecError, InvalidRequest) as exc:
-            self._fail(run, model, _Invalid("InvalidPod", str(exc)), base=status)
-            return None
+            return self._fail(run, model, _Invalid("InvalidPod", str(exc)), base=status)
         self._write_status(run, status)
         for event in decided.events:
             self._kube.create_event(run, event)
         if RunPhase(status["phase"]).terminal:
             self._release(mine)
+        if decided.delete_run:
+            self._expire(run)
+            return None
         return decided.requeue_after
+
+    def _finished(self, run: Mapping[str, Any], model: RunModel,
+                  status: Mapping[str, Any]) -> float | None:
+        """For a run ended outside the planner (InvalidSpec): delete it once its
+        ``spec.ttlSecondsAfterFinished`` has passed, else the seconds until then."""
+        expires = model.expires_at(status)
+        if expires is None:
+            return None
+        wait = (expires - self._clock()).total_seconds()
+        if wait > 0:
+            return wait
+        self._expire(run)
+        return None
+
+    def _expire(self, run: Mapping[str, Any]) -> None:
+        """Delete a run whose ``spec.ttlSecondsAfterFinished`` has passed (its pods follow
+        by garbage collection; the store keeps its records)."""
+        metadata = run["metadata"]
+        log.info("FlowRun %s/%s: ttlSecondsAfterFinished passed, deleting it",
+                 metadata["namespace"], metadata["name"])
+        self._kube.delete_flowrun(str(metadata["namespace"]), str(metadata["name"]),
+                                  _uid(run))
 
     def _release(self, pods: list[dict[str, Any]]) -> None:
         """Let the deleted pods among `pods` go: their outcome is no longer needed.
@@ -273,10 +304,13 @@ class Reconciler:
                 self._kube.release_pod(pod)
 
     def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask) -> None:
-        pod = build_pod(flow, run, start, self._config.pod)
         self._pod_bucket.acquire()
+        # The clock after the token bucket's wait: the pod's kflow.dev/created-at is
+        # "just before the create call", so a throttled start counts as kflow's delay.
+        created_at = self._clock()
+        pod = build_pod(flow, run, start, self._config.pod, created_at=created_at)
         if self._kube.create_pod(pod):
-            self._metrics.tasks_started.inc()
+            self._metrics.pod_created(start.ready_at, created_at)
         else:
             log.info("pod %s was already there", pod["metadata"]["name"])
 
@@ -299,14 +333,16 @@ class Reconciler:
         self._status_bucket.acquire()
         self._kube.patch_flowrun_status(metadata["namespace"], metadata["name"],
                                         _status_patch(old, status))
+        self._metrics.status_writes.inc()
         flow_name = ((run.get("spec") or {}).get("flowRef") or {}).get("name")
         if flow_name and any(old.get(key) != status.get(key) for key in ("phase", "startedAt")):
             self._flow_changed(str(metadata["namespace"]), str(flow_name))   # its lastRun
         return True
 
     def _fail(self, run: Mapping[str, Any], model: RunModel, invalid: _Invalid,
-              base: Mapping[str, Any] | None = None) -> None:
-        """End the run Failed with reason InvalidSpec (idempotent: same status, no write)."""
+              base: Mapping[str, Any] | None = None) -> float | None:
+        """End the run Failed with reason InvalidSpec (idempotent: same status, no write);
+        the seconds until its TTL deletes it (None: no TTL, or deleted now)."""
         old = run.get("status") or {}
         now = self._clock()
         gen = model.generation
@@ -328,6 +364,8 @@ class Reconciler:
                           ConditionStatus.FALSE, reason, invalid.message, now, gen),
             ],
             "failure": {"reason": reason, "message": invalid.message},
+            "reason": reason,                       # the Reason printer column
+            "message": clip(invalid.message, 4096),
             "finishedAt": old.get("finishedAt") if old.get("phase") == RunPhase.FAILED.value
             and old.get("finishedAt") else format_time(now),
             "resumeAttempt": max(model.resume_attempt, model.status_resume_attempt),
@@ -336,3 +374,4 @@ class Reconciler:
             log.warning("FlowRun %s/%s failed: %s", model.namespace, model.name,
                         invalid.message)
             self._kube.create_event(run, Event("Warning", reason, invalid.message))
+        return self._finished(run, model, status)

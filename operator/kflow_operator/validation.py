@@ -1,6 +1,12 @@
 """Checks of a FlowRun against its Flow that the apiserver cannot make (pure).
 
-Owns: `check_parameters` — the run's ``spec.parameters`` against the Flow's
+Owns: `check_resume` — ``spec.resume.step`` names a step of the Flow (checked while
+the request is to be acted on: on a new run or a failed one; the planner would
+otherwise ignore an unknown step), and ``spec.resumeFrom``, which this operator does
+not implement yet: such a run fails at once rather than running from the start as if
+it were a fresh run.
+
+`check_parameters` — the run's ``spec.parameters`` against the Flow's
 ``spec.parameters``: an unknown name, a value that does not parse as the parameter's
 type, or a required parameter without value or default. The parsing rules are the
 runner's (`kflow.parameters.Parameter.parse`), so a run the operator accepts is one the
@@ -16,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["check_parameters"]
+__all__ = ["check_parameters", "check_resume"]
 
 _BOOLS: Final = frozenset({"true", "t", "yes", "y", "on", "1",
                            "false", "f", "no", "n", "off", "0"})
@@ -62,3 +68,40 @@ def check_parameters(flow_spec: Mapping[str, Any], values: Mapping[str, Any] | N
             return (f"spec.parameters.{name}: parameter {name} is required and has no default; "
                     "give it a value")
     return None
+
+
+def check_resume(flow_spec: Mapping[str, Any],
+                 flowrun: Mapping[str, Any]) -> tuple[str, str] | None:
+    """None if the run's ``resume`` / ``resumeFrom`` can be acted on, else
+    (condition ``Accepted`` reason, what is wrong and what to do).
+
+    Stable over reconciles: a run failed for a bad ``resume.step`` keeps failing for it
+    (its Accepted condition says so) until a new resume request replaces the step.
+    """
+    spec = flowrun.get("spec") or {}
+    status = flowrun.get("status") or {}
+    phase = status.get("phase")
+    origin = spec.get("resumeFrom")
+    if isinstance(origin, Mapping) and phase not in ("Succeeded", "Stopped"):
+        return ("InvalidResumeFrom",
+                f"spec.resumeFrom: this operator does not implement starting a run from "
+                f"another run's results yet (resumeFrom.run: {origin.get('run')}); create "
+                "the run without spec.resumeFrom to run the flow from its start, or resume "
+                "the origin run in place with spec.resume")
+    resume = spec.get("resume") or {}
+    step = resume.get("step")
+    attempt, handled = resume.get("attempt"), status.get("resumeAttempt") or 0
+    pending = isinstance(attempt, int) and isinstance(handled, int) and attempt > handled
+    rejected = any(isinstance(c, Mapping) and c.get("type") == "Accepted"
+                   and c.get("reason") == "InvalidResume"
+                   for c in status.get("conditions") or ())
+    to_act_on = pending and phase in (None, "Failed")
+    if not isinstance(step, str) or not (to_act_on or rejected):
+        return None        # nothing to act on: a bump on a running or finished run does nothing
+    steps = [str(s.get("name")) for s in flow_spec.get("steps") or [] if isinstance(s, Mapping)]
+    if step in steps:
+        return None
+    return ("InvalidResume",
+            f"spec.resume.step: {step} is not a step of flow {flow_spec.get('flowName')} "
+            f"(its steps: {', '.join(steps)}); name one of them (bump spec.resume.attempt "
+            "again, or create a new run)")

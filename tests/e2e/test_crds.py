@@ -79,7 +79,7 @@ def test_printer_columns(crds: TestCluster, namespace: str) -> None:
     runs = crds.kubectl("get", "flowruns", "-n", namespace)
     assert runs.returncode == 0, runs.stderr
     assert runs.stdout.split("\n")[0].split() == ["NAME", "FLOW", "STATUS", "STEPS", "STARTED",
-                                                  "DURATION", "AGE"]
+                                                  "DURATION", "REASON", "AGE"]
     assert "train-flow-20261129-1   train-flow" in runs.stdout
     # the whole category at once
     both = crds.kubectl("get", "kflow", "-n", namespace, "-o", "name")
@@ -347,6 +347,8 @@ BAD_CREATES = [
     # FlowRun
     Bad("run-missing-flowref", "flowrun.yaml", _drop("spec.flowRef"), "spec.flowRef",
         "Required"),
+    Bad("run-flowref-not-a-flow-name", "flowrun.yaml", _set("spec.flowRef.name", "a.b"),
+        "spec.flowRef.name", "should match"),
     Bad("run-max-parallelism-0", "flowrun.yaml", _set("spec.maxParallelism", 0),
         "spec.maxParallelism", "greater than or equal to 1"),
     Bad("run-max-parallelism-string", "flowrun.yaml", _set("spec.maxParallelism", "many"),

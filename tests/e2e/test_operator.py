@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,35 @@ class Operator:
     log_path: Path
     env: dict[str, str]          # the flow CLI's environment (deploy)
     metrics_url: str = ""        # the operator's /metrics
+    argv: list[str] = field(default_factory=list)             # how to start it again
+    process_env: dict[str, str] = field(default_factory=dict)  # (`restart`)
+    liveness_url: str = ""
+
+    def wait_alive(self, timeout: float = 30) -> None:
+        """Wait for the liveness endpoint; fail with the log if the process exits."""
+        def alive() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"the operator exited with {self.process.returncode}:\n"
+                            f"{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.liveness_url, timeout=1) as answer:
+                    return bool(answer.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for("the operator's liveness endpoint", alive, timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the operator process (a crash: no cleanup of any kind) and reap it."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the operator process again, as the fixture did (its output appended to
+        the same log), and wait until it is alive. The previous one must be gone."""
+        assert self.process.poll() is not None, "the operator still runs"
+        self.process = _spawn(self.argv, self.process_env, self.log_path)
+        self.wait_alive()
 
     def scrape(self) -> dict[str, float]:
         """The operator's metrics: sample (name with labels) → value."""
@@ -81,6 +110,11 @@ def _create_prerequisites(cluster: TestCluster, namespace: str, credentials: Pat
             "KFLOW_S3_REGION": creds.region}))
 
 
+def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
 @pytest.fixture
 def operator(cluster: TestCluster, namespace: str, s3_credentials: Path,
              tmp_path: Path) -> Iterator[Operator]:
@@ -92,30 +126,18 @@ def operator(cluster: TestCluster, namespace: str, s3_credentials: Path,
            "KFLOW_STEP_CODE_CACHE": str(tmp_path / "code-cache"),
            "KFLOW_METRICS_PORT": str(metrics_port)}
     log_path = tmp_path / "operator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kflow_operator", "--namespace", namespace,
-             "--liveness", liveness, "--verbose"],
-            stdout=log, stderr=subprocess.STDOUT, env=env)
-    running = Operator(process, log_path, {
+    argv = [sys.executable, "-m", "kflow_operator", "--namespace", namespace,
+            "--liveness", liveness, "--verbose"]
+    running = Operator(_spawn(argv, env, log_path), log_path, {
         **os.environ, "KUBECONFIG": str(cluster.kubeconfig), "KFLOW_NAMESPACE": namespace,
         "KFLOW_S3_CREDENTIALS": str(s3_credentials), "KFLOW_CONFIG": ""},
-        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
-
-    def alive() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"the operator exited with {process.returncode}:\n"
-                        f"{running.log_tail()}")
-        try:
-            with urllib.request.urlopen(liveness, timeout=1) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics", argv=argv,
+        process_env=env, liveness_url=liveness)
     try:
-        wait_for("the operator's liveness endpoint", alive, timeout=30)
+        running.wait_alive()
         yield running
     finally:
+        process = running.process  # the last one started (tests may restart it)
         process.terminate()
         try:
             process.wait(timeout=20)
@@ -202,8 +224,10 @@ def test_train_flow_runs_end_to_end_from_kubectl_apply(
 
     table = cluster.kubectl("get", "fr", "-n", namespace)
     header, row = table.stdout.splitlines()
-    assert header.split() == ["NAME", "FLOW", "STATUS", "STEPS", "STARTED", "DURATION", "AGE"]
+    assert header.split() == ["NAME", "FLOW", "STATUS", "STEPS", "STARTED", "DURATION",
+                              "REASON", "AGE"]
     assert row.split()[:4] == ["train-1", "train-flow", "Succeeded", "5/5"]
+    assert len(row.split()) == 7 and "reason" not in status    # all is well: no reason
 
     # The best of the three models (rates 0.01, 0.1, 0.5; 3 epochs: w = 1 - (1 - r)**3).
     artifacts = end_artifacts(s3_credentials, run, "TrainFlow")
@@ -238,6 +262,48 @@ def test_train_flow_runs_end_to_end_from_kubectl_apply(
     assert metrics['kflow_flowruns{phase="Succeeded"}'] == 1
     assert metrics['kflow_kube_requests_total{verb="create",outcome="ok"}'] >= 7
     assert metrics['kflow_reconcile_duration_seconds_count{kind="flowrun"}'] > 0
+    # every pod but the start step's knew when its task became ready
+    assert metrics["kflow_task_transition_seconds_count"] >= 6
+
+    # Overhead: the record of a task times it, ready ≤ created ≤ started ≤ … ≤ finished.
+    timing = task_timing(s3_credentials, run, "TrainFlow", "choose")
+    order = ["readyAt", "createdAt", "startedAt", "userStartedAt", "userFinishedAt",
+             "finishedAt"]
+    assert set(order) <= set(timing), timing
+    assert [timing[k] for k in order] == sorted(timing[k] for k in order), timing
+    # … and the status sums it up per step and for the run, without negative durations.
+    def seconds(text: str) -> float:
+        assert text.endswith("s")
+        value = float(text[:-1])
+        assert value >= 0
+        return value
+
+    steps = {s["name"]: s for s in status["steps"]}
+    for name, tasks in (("start", 1), ("train", 3), ("choose", 1), ("report", 1),
+                        ("end", 1)):
+        overhead = steps[name]["overhead"]
+        assert overhead["samples"] == tasks, overhead
+        assert seconds(overhead["toStartP50"]) <= seconds(overhead["toStartMax"]) < 60
+        assert seconds(overhead["kflow"]) > 0 and seconds(overhead["userCode"]) >= 0
+        if name != "start":            # the start step has no parents to be ready after
+            assert seconds(overhead["toCreateP50"]) <= seconds(overhead["toCreateMax"]) < 60
+    total = status["overhead"]
+    assert total["samples"] == 7
+    assert seconds(total["kflow"]) == pytest.approx(
+        sum(seconds(s["overhead"]["kflow"]) for s in steps.values()), abs=0.01)
+
+
+def task_timing(s3_credentials: Path, run: dict[str, Any], flow_name: str,
+                step: str) -> dict[str, float]:
+    """meta.json's ``timing`` of the latest finished attempt of `step`'s task 0."""
+    store = store_from_env({"KFLOW_S3_CREDENTIALS": str(s3_credentials)})
+    try:
+        task = TaskKey(run["metadata"]["namespace"], flow_name, naming.run_id(run), step)
+        attempt = store.latest_done_attempt(task)
+        assert attempt is not None, f"no finished attempt of {task.pathspec} in the store"
+        return dict(store.read_meta(task.attempt(attempt)).timing)
+    finally:
+        store.close()
 
 
 def test_branch_flow_passes_parameters_and_merges_the_branches(
@@ -275,7 +341,9 @@ def test_a_missing_flow_or_a_bad_parameter_fails_the_run_with_invalid_spec(
         assert (accepted["status"], accepted["reason"]) == ("False", accepted_reason)
     assert cluster.core.list_namespaced_pod(namespace).items == []
     wide = cluster.kubectl("get", "fr", "orphan-1", "-n", namespace, "-o", "wide")
-    assert wide.stdout.splitlines()[1].split()[-1] == "InvalidSpec"
+    header, row = wide.stdout.splitlines()
+    assert header.split()[-4:] == ["AGE", "FAILED", "STEP", "MESSAGE"]
+    assert "InvalidSpec" in row.split() and "Flow 'no-such-flow' not found" in row
 
 
 def test_a_flow_whose_graph_the_planner_rejects_is_not_accepted(

@@ -241,3 +241,38 @@ def test_flow_file_resume_command_resumes_a_failed_run_from_a_step(
     assert stored_attempts(s3_credentials, run, "MarkerFlow", ("start", "check", "end")) == {
         "start": {0: True}, "check": {0: False, 100: True}, "end": {100: True}}
 
+
+
+def test_a_finished_run_is_deleted_after_its_ttl_and_its_history_stays_in_the_store(
+        cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
+        tmp_path: Path) -> None:
+    deploy(operator, "nap_flow.py")
+    manifest = {"apiVersion": "kflow.dev/v1alpha1", "kind": "FlowRun",
+                "metadata": {"name": "nap-ttl", "namespace": namespace},
+                "spec": {"flowRef": {"name": "nap-flow"}, "parameters": {"seconds": "0"},
+                         "ttlSecondsAfterFinished": 6}}
+    path = tmp_path / "nap-ttl.json"
+    path.write_text(json.dumps(manifest))
+    done = cluster.kubectl("apply", "-f", str(path))
+    assert done.returncode == 0, done.stderr
+    run = base.wait_finished(cluster, operator, namespace, "nap-ttl")
+    assert run["status"]["phase"] == "Succeeded", json.dumps(run["status"], indent=1)
+    finished = time.monotonic()
+    assert len(step_pods(cluster, namespace, "nap-ttl")) == 3
+
+    def gone() -> bool:
+        got = cluster.kubectl("get", "fr", "nap-ttl", "-n", namespace)
+        return got.returncode != 0 and "NotFound" in got.stderr
+
+    wait_for("the FlowRun to be deleted by its TTL", gone, timeout=40, interval=0.5)
+    assert time.monotonic() - finished > 3      # not before its TTL (6 s after finishedAt)
+    # Its pods (each holding kflow's finalizer) and its Flow snapshot follow.
+    wait_for("the run's pods to go", lambda: not step_pods(cluster, namespace, "nap-ttl"),
+             timeout=60)
+    wait_for("the run's Flow snapshot to go", lambda: "nap-ttl-flow" not in {
+        c.metadata.name for c in cluster.core.list_namespaced_config_map(namespace).items},
+        timeout=60)
+    # What the tasks wrote is still in the store.
+    recorded = stored_attempts(s3_credentials, run, "NapFlow", ("start", "nap", "end"))
+    assert recorded == {"start": {0: True}, "nap": {0: True}, "end": {0: True}}
+    assert base.end_artifacts(s3_credentials, run, "NapFlow")["slept"] == 0

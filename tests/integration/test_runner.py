@@ -302,6 +302,23 @@ def test_local_directory_store(tmp_path: Path) -> None:
             / "0" / "DONE").is_file()
 
 
+def test_the_record_and_the_result_time_the_attempt(tmp_path: Path) -> None:
+    """meta.json's ``timing`` and the termination message's ``at``: ordered ms readings."""
+    env = {"KFLOW_STORE_DIR": str(tmp_path / "store")}
+    d = Driver(FIXTURES / "linear.py", env, tmp_path, "timed-1", code_dir=True)
+    ready, created = "2026-11-29T10:00:00.120Z", "2026-11-29T10:00:00.250Z"
+    run = d.run("start", env={"KFLOW_TASK_READY_AT": ready, "KFLOW_TASK_CREATED_AT": created})
+    assert run.code == 0, run
+    timing = d.store.read_meta(d.key("start")).timing
+    assert set(timing) == {"readyAt", "createdAt", "startedAt", "userStartedAt",
+                           "userFinishedAt", "finishedAt"}
+    order = ["startedAt", "userStartedAt", "userFinishedAt", "finishedAt"]
+    assert [timing[k] for k in order] == sorted(timing[k] for k in order)
+    assert timing["createdAt"] - timing["readyAt"] == pytest.approx(0.13)
+    assert run.result is not None
+    assert run.result["at"] == {k: pytest.approx(timing[k], abs=0.002) for k in order}
+
+
 def test_decorated_flow_with_project(tmp_path: Path) -> None:
     """@project (current's project fields), @retry, @resources and @catch on a local store."""
     env = {"KFLOW_STORE_DIR": str(tmp_path / "store")}

@@ -125,6 +125,7 @@ def test_printer_columns() -> None:
         ("Steps", "string", ".status.progress"),
         ("Started", "date", ".status.startedAt"),
         ("Duration", "string", ".status.duration"),
+        ("Reason", "string", ".status.reason"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
 
@@ -263,6 +264,9 @@ def test_patterns_and_limits_match_the_schemas() -> None:
     assert at(flow, "spec.codePackage.sha256")["pattern"] == api_types.SHA256_PATTERN
     assert at(run, "status.flow.codeSha256")["pattern"] == api_types.SHA256_PATTERN
     assert at(run, "spec.resumeFrom.run")["pattern"] == api_types.RESOURCE_NAME_PATTERN
+    # a Flow's name is a DNS-1123 label: a longer or dotted flowRef could name no Flow
+    assert at(run, "spec.flowRef.name")["pattern"] == api_types.RESOURCE_NAME_PATTERN
+    assert at(run, "spec.flowRef.name")["maxLength"] == api_types.RESOURCE_NAME_MAX
     for crd in (flow, run):
         name_rule = at(crd, "metadata.name")["x-kubernetes-validations"][0]["rule"]
         assert api_types.RESOURCE_NAME_PATTERN in name_rule

@@ -9,6 +9,7 @@ Owns nothing itself; its modules each own one concern:
 ``failures``  which retry budget a failure spends, and its reason
 ``tasks``     one task's state from its attempts (retries, resume generations)
 ``status``    formatting of the bounded status (conditions, indexes, duration)
+``overhead``  the status' overhead summaries: kflow's time vs the user's code
 ``planner``   plan(): activation, joins, phases, actions, status, events
 ============  ================================================================
 

@@ -1,8 +1,9 @@
 """The planner's value types: what it observes and what it asks for (pure).
 
 Owns: `TaskId`, `TaskResult` (the parsed termination message of the runner,
-see `kflow.runner.result`), `ObservedAttempt` (one pod, as the operator shell
-saw it), the actions `StartTask`, `StopTask`, `Event`, and `Plan`.
+see `kflow.runner.result`, including its millisecond clock readings),
+`ObservedAttempt` (one pod, as the operator shell saw it), the actions
+`StartTask`, `StopTask`, `Event`, and `Plan`.
 
 The operator shell (`kflow_operator`) imports these types: fields may be
 added with defaults, never renamed. Imports nothing beyond the standard
@@ -12,8 +13,10 @@ library (no kopf, kubernetes, minio, kflow.store or kflow.runner).
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
@@ -58,6 +61,12 @@ class TaskResult:
     switch: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    # The runner's own clock (ms resolution, unlike the pod's timestamps): its process
+    # start, the step function's start and end, and the commit of the task's record.
+    runner_started_at: datetime | None = None
+    user_started_at: datetime | None = None
+    user_finished_at: datetime | None = None
+    runner_finished_at: datetime | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> TaskResult | None:
@@ -88,9 +97,27 @@ class TaskResult:
                 error_type = error["type"]
             if isinstance(error.get("message"), str):
                 error_message = error["message"]
+        at = data.get("at")
+        clock = at if isinstance(at, Mapping) else {}
         return cls(ok=data["ok"], next=tuple(raw_next), foreach_splits=splits,
                    switch=switch if isinstance(switch, str) else None,
-                   error_type=error_type, error_message=error_message)
+                   error_type=error_type, error_message=error_message,
+                   runner_started_at=_epoch(clock.get("startedAt")),
+                   user_started_at=_epoch(clock.get("userStartedAt")),
+                   user_finished_at=_epoch(clock.get("userFinishedAt")),
+                   runner_finished_at=_epoch(clock.get("finishedAt")))
+
+
+def _epoch(value: object) -> datetime | None:
+    """Epoch seconds (a JSON number) → aware UTC datetime; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,16 @@ class ObservedAttempt:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     deleted: bool = False              # the pod is being deleted (stop / eviction)
+    # The operator's own clock (ms), from the pod's annotations: when the task became
+    # runnable (StartTask.ready_at) and just before the pod was created.
+    ready_at: datetime | None = None
+    pod_created_at: datetime | None = None
+
+    @property
+    def done_at(self) -> datetime | None:
+        """When the attempt finished: the runner's ms clock, else the pod's (1 s)."""
+        ran = self.result.runner_finished_at if self.result is not None else None
+        return ran or self.finished_at
 
 
 @dataclass(frozen=True)
@@ -117,6 +154,10 @@ class StartTask:
     task: TaskId
     attempt: int
     last_user_attempt: int             # passed to the runner as --max-user-code-retries
+    # When the task became runnable: its parents' (or, for a retry, its previous
+    # attempt's) finish, or a retry's back-off end; None when unknown (the start step,
+    # the first tasks of a resume). The pod records it (annotation kflow.dev/ready-at).
+    ready_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +188,7 @@ class Plan:
     actions: tuple[Action, ...]
     status: dict[str, Any]             # the FlowRun's complete new .status (docs/api.md)
     requeue_after: float | None        # seconds until a timed decision
+    delete_run: bool = False           # spec.ttlSecondsAfterFinished has passed: delete it
 
     @property
     def starts(self) -> tuple[StartTask, ...]:

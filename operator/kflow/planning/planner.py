@@ -22,6 +22,12 @@ Decisions (see also `kflow.planning.tasks` for attempts and budgets):
   the new generation is observed; a bump seen while a resume is in that state
   is recorded only afterwards. A bump on a Pending/Running/Succeeded run is
   recorded and does nothing.
+* TTL: a run finished for `spec.ttlSecondsAfterFinished` seconds gets
+  `Plan.delete_run`; until then the plan asks to be woken when it expires.
+* Every StartTask says since when its task could run (`StartTask.ready_at`): the
+  latest finish of its parents of this generation (the runner's ms clock when the
+  termination message has it), for a retry its previous attempt's finish or back-off
+  end; the status summarises the measured delays (`kflow.planning.overhead`).
 
 Must not import: kopf, kubernetes, minio, kflow.store, kflow.runner.
 """
@@ -53,6 +59,7 @@ from kflow.planning.model import (
     StopTask,
     TaskId,
 )
+from kflow.planning.overhead import run_overhead, step_overhead
 from kflow.planning.run import (
     ATTEMPTS_PER_RESUME,
     PlannerConfig,
@@ -99,6 +106,8 @@ def _walk(flow: FlowModel, attempts: Mapping[TaskId, list[ObservedAttempt]], *, 
     # step → path → "must run again" (a parent ran in this generation)
     candidates: dict[str, dict[Path, bool]] = defaultdict(dict)
     candidates[flow.start][()] = False
+    # (step, path) → when its latest parent of this generation finished (its ready_at)
+    parents_done: dict[tuple[str, Path], datetime] = {}
     done: dict[tuple[str, Path], TaskView] = {}
     for name in flow.order:
         step = flow[name]
@@ -112,7 +121,8 @@ def _walk(flow: FlowModel, attempts: Mapping[TaskId, list[ObservedAttempt]], *, 
             task = TaskId(name, _path_text(path))
             view = evaluate_task(step, task, attempts.get(task, ()), base=base,
                                  rerun=base > 0 and (rerun or name == rerun_step),
-                                 config=config, now=now)
+                                 config=config, now=now,
+                                 parents_done_at=parents_done.get((name, path)))
             out.views[task] = view
             out.by_step[name].append(view)
             if view.state != "succeeded":
@@ -123,9 +133,15 @@ def _walk(flow: FlowModel, attempts: Mapping[TaskId, list[ObservedAttempt]], *, 
             except ValueError as error:
                 out.errors.append((task, str(error)))
                 continue
+            # A kept parent (an earlier generation) finished before the resume made its
+            # child runnable: it says nothing about when the child became ready.
+            finished = view.latest.done_at if view.latest is not None and view.fresh else None
             for child, child_path in children:
                 previous = candidates[child].get(child_path, False)
                 candidates[child][child_path] = previous or (base > 0 and view.fresh)
+                if finished is not None:
+                    known = parents_done.get((child, child_path))
+                    parents_done[(child, child_path)] = max(known or finished, finished)
     return out
 
 
@@ -262,7 +278,8 @@ def plan(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt], no
                 wait = (view.due - now).total_seconds()
                 requeue = wait if requeue is None else min(requeue, wait)
             elif len(starts) < free:
-                starts.append(StartTask(view.task, view.next_attempt, view.last_user_attempt))
+                starts.append(StartTask(view.task, view.next_attempt, view.last_user_attempt,
+                                        ready_at=view.ready_at))
         for view in graph.views.values():
             if view.pending_deadline is not None:
                 wait = (view.pending_deadline - now).total_seconds()
@@ -278,7 +295,13 @@ def plan(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt], no
                      reopened=resume_now)
     events = _events(flow, run, graph, status, starts, resume_now)
     actions: list[Action] = [*stops, *starts, *events]
-    return Plan(actions=tuple(actions), status=status, requeue_after=requeue)
+    expires = run.expires_at(status)
+    if expires is not None and expires > now:
+        wait = (expires - now).total_seconds()
+        requeue = wait if requeue is None else min(requeue, wait)
+    return Plan(actions=tuple(actions), status=status, requeue_after=requeue,
+                delete_run=expires is not None and expires <= now)
+
 
 
 def _finished(view: TaskView, now: datetime) -> datetime:
@@ -390,6 +413,9 @@ def _step_entries(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAtt
         if reason:
             entry["reason"] = clip(reason, MAX_STEP_REASON)
             entry["message"] = clip(message, MAX_STEP_MESSAGE)
+        overhead = step_overhead(mine)
+        if overhead is not None:
+            entry["overhead"] = overhead
         entries.append(entry)
     return entries
 
@@ -443,9 +469,40 @@ def _status(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt],
         status["finishedAt"] = format_time(finished_at)
     if failure is not None and phase is RunPhase.FAILED:
         status["failure"] = failure
+    reason, message = _headline(graph, phase, failure)
+    if reason:
+        status["reason"] = clip(reason, MAX_STEP_REASON)
+        status["message"] = clip(message, 4096)
     if old.get("originRun"):
         status["originRun"] = old["originRun"]
+    overhead = run_overhead(observed)
+    if overhead is not None:
+        status["overhead"] = overhead
     return status
+
+
+def _headline(graph: _Graph, phase: RunPhase,
+              failure: Mapping[str, Any] | None) -> tuple[str, str]:
+    """`status.reason` and `status.message` (the Reason printer column): why the run
+    failed or stopped, or why it cannot make progress now; ("", "") while all is well."""
+    if phase is RunPhase.FAILED:
+        return (str((failure or {}).get("reason") or FailureReason.INTERNAL.value),
+                str((failure or {}).get("message") or ""))
+    if phase is RunPhase.STOPPED:
+        return "Stopped", "stopped by spec.stop"
+    if phase is RunPhase.SUCCEEDED:
+        return "", ""
+    views = sorted(graph.views.values(), key=lambda v: v.task)
+    for view in views:
+        if view.unschedulable and view.reason is not None:
+            deadline = (f" (fails at {format_time(view.pending_deadline)} if still pending)"
+                        if view.pending_deadline is not None else "")
+            return view.reason.value, f"{view.task}: {view.message}{deadline}"
+    for view in views:
+        if view.state == "waiting" and view.reason is not None and view.latest is not None:
+            return "Retrying", (f"{view.task} attempt {view.latest.attempt} failed "
+                                f"({view.reason.value}: {view.message}); retrying")
+    return "", ""
 
 
 def _conditions(run: RunModel, graph: _Graph, phase: RunPhase, failure: dict[str, Any] | None,

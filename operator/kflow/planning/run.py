@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kflow.api_types import DEFAULT_MAX_PARALLELISM, RunPhase
+from kflow.api_types import DEFAULT_MAX_PARALLELISM, TERMINAL_PHASES, RunPhase
 
-__all__ = ["ATTEMPTS_PER_RESUME", "PlannerConfig", "RunModel", "format_time", "parse_time"]
+__all__ = ["ATTEMPTS_PER_RESUME", "PlannerConfig", "RunModel", "format_time", "format_time_ms",
+           "parse_time"]
 
 ATTEMPTS_PER_RESUME = 100
 """Attempt numbers of in-place resume N start at N * 100 (see `kflow.planning.tasks`)."""
@@ -50,6 +51,7 @@ class RunModel:
     stop: bool = False
     resume_attempt: int = 0                  # spec.resume.attempt (0: never)
     resume_step: str | None = None           # spec.resume.step
+    ttl_seconds_after_finished: int | None = None   # spec.ttlSecondsAfterFinished
     status: Mapping[str, Any] = field(default_factory=dict)   # the previous .status
 
     @property
@@ -66,6 +68,16 @@ class RunModel:
         """`status.resumeAttempt`: the resume last acted on (or recorded)."""
         value = self.status.get("resumeAttempt", 0)
         return value if isinstance(value, int) else 0
+
+    def expires_at(self, status: Mapping[str, Any]) -> datetime | None:
+        """When this run, with the new `status`, is to be deleted: its finishedAt plus
+        `spec.ttlSecondsAfterFinished`; None without a TTL or while not finished."""
+        finished = parse_time(status.get("finishedAt"))
+        phase = status.get("phase")
+        if (self.ttl_seconds_after_finished is None or finished is None
+                or phase not in TERMINAL_PHASES):
+            return None
+        return finished + timedelta(seconds=self.ttl_seconds_after_finished)
 
     def condition(self, kind: str) -> Mapping[str, Any] | None:
         """The previous condition of this type."""
@@ -88,6 +100,7 @@ class RunModel:
         spec = flowrun.get("spec") or {}
         resume = spec.get("resume") or {}
         parallelism = spec.get("maxParallelism")
+        ttl = spec.get("ttlSecondsAfterFinished")
         return cls(
             name=str(meta.get("name", "")),
             namespace=str(meta.get("namespace", "default")),
@@ -96,6 +109,8 @@ class RunModel:
             stop=bool(spec.get("stop", False)),
             resume_attempt=int(resume.get("attempt", 0) or 0),
             resume_step=resume.get("step") if isinstance(resume.get("step"), str) else None,
+            ttl_seconds_after_finished=ttl if isinstance(ttl, int) and not isinstance(
+                ttl, bool) and ttl >= 0 else None,
             status=dict(flowrun.get("status") or {}),
         )
 
@@ -116,3 +131,10 @@ def format_time(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_time_ms(value: datetime) -> str:
+    """Aware (or naive UTC) datetime → "2026-11-29T10:00:00.123Z" (milliseconds)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

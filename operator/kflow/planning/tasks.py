@@ -69,6 +69,7 @@ class TaskView:
     unschedulable: bool = False                # pending and stuck (Unschedulable, ImageError,
                                                # LaunchError): `reason`, `message` say why
     pending_deadline: datetime | None = None   # when an unschedulable pod fails
+    ready_at: datetime | None = None           # when waiting: since when it could run
 
     @property
     def result(self) -> TaskResult | None:
@@ -91,11 +92,15 @@ def _error_text(attempt: ObservedAttempt) -> str:
 
 
 def evaluate_task(step: StepModel, task: TaskId, attempts: Sequence[ObservedAttempt], *,
-                  base: int, rerun: bool, config: PlannerConfig, now: datetime) -> TaskView:
+                  base: int, rerun: bool, config: PlannerConfig, now: datetime,
+                  parents_done_at: datetime | None = None) -> TaskView:
     """The state of `task` given all its observed attempts (any order).
 
     `base` is the first attempt number of the current generation; `rerun`
     says that an older success must not be kept (see the module docstring).
+    `parents_done_at` (when its last parent finished) becomes the `ready_at` of a
+    first attempt; a retry is ready when its previous attempt finished, or when its
+    back-off ends if that is later.
     """
     ordered = sorted(attempts, key=lambda a: a.attempt)
     current = [a for a in ordered if a.attempt >= base]
@@ -106,7 +111,7 @@ def evaluate_task(step: StepModel, task: TaskId, attempts: Sequence[ObservedAtte
         if older is not None and older.state in ("pending", "running"):
             return TaskView(task, older.state, older)   # e.g. still being stopped
         return TaskView(task, "waiting", next_attempt=base,
-                        last_user_attempt=base + step.retry_times)
+                        last_user_attempt=base + step.retry_times, ready_at=parents_done_at)
     user_used = infra_used = 0
     for earlier in current[:-1]:
         if earlier.state == "failed":
@@ -141,16 +146,17 @@ def evaluate_task(step: StepModel, task: TaskId, attempts: Sequence[ObservedAtte
         return TaskView(task, "waiting", latest, next_attempt=latest.attempt + 1,
                         last_user_attempt=base + step.retry_times + infra_used,
                         due=due if due > now else None, reason=reason, message=message,
-                        fresh=True)
+                        fresh=True,
+                        ready_at=due if step.minutes_between_retries > 0 else latest.done_at)
     if budget is Budget.INFRA:
         infra_used += 1
         last_user = base + step.retry_times + infra_used
         if infra_used <= config.infrastructure_retries:
             return TaskView(task, "waiting", latest, next_attempt=latest.attempt + 1,
                             last_user_attempt=last_user, reason=reason, message=message,
-                            fresh=True)
+                            fresh=True, ready_at=latest.done_at)
         if step.catch:
             return TaskView(task, "waiting", latest, next_attempt=last_user + 1,
                             last_user_attempt=last_user, reason=reason, message=message,
-                            fresh=True)
+                            fresh=True, ready_at=latest.done_at)
     return gave_up

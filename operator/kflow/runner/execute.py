@@ -5,7 +5,11 @@ the attempt's start, tee stdout/stderr to its log sinks, fetch and import
 the code package, build the graph, resolve and read the parents, run the
 step, persist its artifacts (new values uploaded, inherited ones passed on
 as refs), close the logs, commit the record (meta.json, artifacts.json,
-DONE), write the termination message and return the exit code. Every
+DONE), write the termination message and return the exit code. Along the
+way it reads its wall clock (`_Progress.clock`: process start, the step
+function's start and end, the commit) for the record's ``timing`` and the
+result's ``at``, with the operator's readings from the pod
+(``KFLOW_TASK_READY_AT``, ``KFLOW_TASK_CREATED_AT``). Every
 failure is converted here, at the edge, into a `RunnerError` with its exit
 code; the pure parts (`inputs`, `artifacts`, `step`, `result`) do the
 thinking.
@@ -50,6 +54,9 @@ class _Progress:
 
     started: float = field(default_factory=time.monotonic)
     timings: dict[str, float] = field(default_factory=dict)
+    # wall-clock readings (epoch seconds): startedAt, userStartedAt, userFinishedAt,
+    # finishedAt (see kflow.runner.result and TaskMetadata.timing)
+    clock: dict[str, float] = field(default_factory=lambda: {"startedAt": _process_start()})
     outcome: StepOutcome | None = None
     artifacts: int = 0
     bytes: int = 0
@@ -82,9 +89,11 @@ def run_task(args: TaskArgs, environ: Mapping[str, str] | None = None) -> ExitCo
     else:
         code = exit_code_for(error)
     progress.timings["total"] = time.monotonic() - progress.started
+    progress.clock["finishedAt"] = time.time()
     result = _result(args, progress, code, error)
+    timing = {**_pod_times(env), **progress.clock}
     if (writer is not None and meta is not None and code is not ExitCode.STORE_UNAVAILABLE
-            and not _commit(writer, meta, code, error, result)):
+            and not _commit(writer, meta, code, error, result, timing)):
         code = ExitCode.STORE_UNAVAILABLE
         result = _result(args, progress, code, StoreUnavailableError(
             "the task's record could not be written to the store"))
@@ -139,20 +148,23 @@ def _open(args: TaskArgs, env: Mapping[str, str]
 
 
 RETRY_ENV = "KFLOW_STORE_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 60.0
 
 
 def _retry_policy(env: Mapping[str, str]) -> Any:
-    """The store's retry policy, its deadline from ``$KFLOW_STORE_RETRY_SECONDS`` if set."""
+    """The store's retry policy: keep retrying a failing request for
+    ``$KFLOW_STORE_RETRY_SECONDS`` (default 60), so a task rides out a store
+    restart instead of spending an attempt of the infrastructure budget on it."""
     from kflow.store import RetryPolicy
 
     text = env.get(RETRY_ENV)
     if not text:
-        return None
+        return RetryPolicy.until(DEFAULT_RETRY_SECONDS)
     try:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"{RETRY_ENV}={text!r} is not a number of seconds") from None
-    return RetryPolicy(deadline=seconds)
+    return RetryPolicy.until(seconds)
 
 
 def _run_logged(args: TaskArgs, env: Mapping[str, str], store: Datastore,
@@ -309,7 +321,9 @@ def _run(args: TaskArgs, env: Mapping[str, str], store: Datastore, writer: Attem
     _set_current(flow_cls, args, env, tuple(param_attrs))
     mark = progress.lap("inputs", mark)
 
+    progress.clock["userStartedAt"] = time.time()
     outcome = run_step(flow, spec, inputs, args.attempt)
+    progress.clock["userFinishedAt"] = time.time()
     progress.outcome = outcome
     mark = progress.lap("user", mark)
 
@@ -360,13 +374,14 @@ def _result(args: TaskArgs, progress: _Progress, code: ExitCode,
         foreach_splits=outcome.foreach_splits if outcome is not None else None,
         switch=outcome.switch if outcome is not None else None,
         artifacts=progress.artifacts, bytes=progress.bytes,
-        timings=dict(progress.timings), error_type=kind,
+        timings=dict(progress.timings), at=dict(progress.clock), error_type=kind,
         error_message=str(error) if error is not None else None,
     )
 
 
 def _commit(writer: AttemptWriter, meta: TaskMetadata, code: ExitCode,
-            error: BaseException | None, result: TaskResult) -> bool:
+            error: BaseException | None, result: TaskResult,
+            timing: Mapping[str, float]) -> bool:
     """Write meta.json, artifacts.json and DONE; False if the store refused.
 
     A failure @catch handled is kept out of ``meta.exception`` (the task
@@ -375,8 +390,10 @@ def _commit(writer: AttemptWriter, meta: TaskMetadata, code: ExitCode,
     from kflow.runner.loading import RESULT_KEY
     from kflow.store import StoreError
 
-    final = meta.finished(time.time(), int(code), error if code is not ExitCode.OK else None)
-    final = replace(final, extra={**final.extra, RESULT_KEY: result.to_json()})
+    finished = timing.get("finishedAt") or time.time()
+    final = meta.finished(finished, int(code), error if code is not ExitCode.OK else None)
+    final = replace(final, extra={**final.extra, RESULT_KEY: result.to_json()},
+                    timing=dict(timing))
     try:
         writer.finish(final)
     except StoreError as exc:
@@ -384,3 +401,39 @@ def _commit(writer: AttemptWriter, meta: TaskMetadata, code: ExitCode,
               file=sys.stderr)
         return False
     return True
+
+
+READY_AT_ENV = "KFLOW_TASK_READY_AT"
+CREATED_AT_ENV = "KFLOW_TASK_CREATED_AT"
+
+
+def _pod_times(env: Mapping[str, str]) -> dict[str, float]:
+    """The operator's readings passed through the pod (RFC 3339, ms): ``readyAt`` and
+    ``createdAt`` as epoch seconds; absent, empty or unparsable ones are left out."""
+    from datetime import UTC, datetime
+
+    times: dict[str, float] = {}
+    for key, name in (("readyAt", READY_AT_ENV), ("createdAt", CREATED_AT_ENV)):
+        text = env.get(name) or ""
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        times[key] = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return times
+
+
+def _process_start() -> float:
+    """When this process started (epoch seconds), so the interpreter's start-up and the
+    imports count as the runner's time: on Linux from ``/proc/self/stat`` (start time in
+    clock ticks since boot, against ``CLOCK_BOOTTIME``), else now."""
+    now = time.time()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        ticks = int(fields[19])                 # field 22 (starttime), after pid and comm
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+        age = since_boot - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if 0 <= age < 3600 else now

@@ -8,13 +8,20 @@ from the pod status alone, without reading the store::
      "next": ["choose"], "foreach": {"var": "rates", "splits": 3} | null,
      "switch": "chosen-step" | null, "artifacts": 4, "bytes": 1234,
      "timings": {"code": s, "inputs": s, "user": s, "persist": s, "total": s},
+     "at": {"startedAt": t, "userStartedAt": t, "userFinishedAt": t, "finishedAt": t},
      "error": {"type": "ValueError", "message": "..."} | null}
 
 ``ok`` is the task's outcome (true also when @catch handled a failure,
 false for a user failure or an infrastructure error); ``next`` is empty
 when the step did not finish. ``artifacts`` counts the task's artifacts
-and ``bytes`` the bytes this task uploaded. Kubernetes keeps at most 4096
-bytes of a termination message, so long error messages are cut first.
+and ``bytes`` the bytes this task uploaded. ``at`` holds the runner's clock
+readings as epoch seconds with milliseconds (the pod's own timestamps have
+1 s resolution): its process start, the step function's start and end, and
+the commit of the task's record; a time not reached is left out (no ``at``
+at all when none was). The
+operator's status sums them up (`kflow.planning.overhead`). Kubernetes keeps
+at most 4096 bytes of a termination message, so long error messages are cut
+first.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class TaskResult:
     artifacts: int = 0
     bytes: int = 0
     timings: Mapping[str, float] = field(default_factory=dict)
+    at: Mapping[str, float] = field(default_factory=dict)     # epoch seconds, see above
     error_type: str | None = None
     error_message: str | None = None
 
@@ -70,7 +78,7 @@ class TaskResult:
         foreach = None
         if self.foreach_var is not None:
             foreach = {"var": self.foreach_var, "splits": self.foreach_splits}
-        return {
+        doc: dict[str, object] = {
             "v": VERSION,
             "ok": self.ok,
             "step": self.step,
@@ -84,6 +92,9 @@ class TaskResult:
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "error": error,
         }
+        if self.at:
+            doc["at"] = {key: round(value, 3) for key, value in self.at.items()}
+        return doc
 
     def to_json(self, max_bytes: int = MAX_BYTES) -> str:
         """Compact JSON of at most `max_bytes` UTF-8 bytes (the error message is cut to fit)."""

@@ -33,6 +33,26 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _iso_ms(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _timing(doc: object) -> dict[str, float]:
+    """``meta.json``'s ``timing``, tolerant: entries that are not ISO times are dropped."""
+    if not isinstance(doc, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    for key, text in doc.items():
+        try:
+            value = _from_iso(text)
+        except ValueError:
+            continue
+        if value is not None:
+            out[str(key)] = value
+    return out
+
+
 def _from_iso(text: object) -> float | None:
     if text is None:
         return None
@@ -129,6 +149,13 @@ class TaskMetadata:
 
     Written once when the attempt starts (`finished_at` None) and again at the
     end with the outcome. `exit_status` is the runner's exit code (0 = success).
+
+    `timing` (epoch seconds; ISO 8601 with milliseconds in the JSON) says where the
+    attempt's time went, by the operator's and the runner's clocks: ``readyAt`` (the
+    task could run), ``createdAt`` (its pod was created), ``startedAt`` (the runner
+    process started), ``userStartedAt`` / ``userFinishedAt`` (the step function),
+    ``finishedAt`` (the record is committed). A time not known is left out; records
+    written before it existed read as ``{}``.
     """
 
     attempt: int
@@ -143,6 +170,7 @@ class TaskMetadata:
     exit_status: int | None = None
     exception: ExceptionInfo | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    timing: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -186,6 +214,7 @@ class TaskMetadata:
         doc["started_at"] = _iso(self.started_at)
         doc["finished_at"] = _iso(self.finished_at)
         doc["extra"] = dict(self.extra)
+        doc["timing"] = {key: _iso_ms(value) for key, value in self.timing.items()}
         return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
     @classmethod
@@ -206,5 +235,6 @@ class TaskMetadata:
             exit_status=doc.get("exit_status"),
             exception=ExceptionInfo(**exc) if exc else None,
             extra={str(k): str(v) for k, v in (doc.get("extra") or {}).items()},
+            timing=_timing(doc.get("timing")),
         )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,10 @@ class FakeKube:
         if pod is not None:
             pod["metadata"].setdefault("annotations", {})[ANNOTATION_STOP_REASON] = reason
             pod["metadata"]["deletionTimestamp"] = "2026-11-29T10:00:00Z"
+
+    def delete_flowrun(self, namespace: str, name: str, uid: str) -> None:
+        if self.flowruns.get(name, {}).get("metadata", {}).get("uid") == uid:
+            del self.flowruns[name]
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.configmaps.get(name))
@@ -270,3 +274,70 @@ def test_a_run_changing_phase_updates_its_flows_last_run(kube: FakeKube) -> None
     writes = kube.flow_status_writes
     flows.reconcile(NS, "branch-flow")                  # nothing changed: no write
     assert kube.flow_status_writes == writes
+
+
+def test_a_finished_run_is_deleted_once_its_ttl_has_passed(kube: FakeKube) -> None:
+    add_run(kube)
+    kube.flowruns["run-1"]["spec"]["ttlSecondsAfterFinished"] = 30
+    clock = [NOW]
+    shell = Reconciler(kube, OperatorConfig(), clock=lambda: clock[0])
+    shell.reconcile(NS, "run-1")
+    for step in ("start", "counts", "sums", "merge", "end"):
+        kube.succeed(step)
+        shell.reconcile(NS, "run-1")
+    assert kube.flowruns["run-1"]["status"]["phase"] == "Succeeded"
+    assert shell.reconcile(NS, "run-1") == pytest.approx(30, abs=1)
+    clock[0] += timedelta(seconds=31)
+    assert shell.reconcile(NS, "run-1") is None
+    assert "run-1" not in kube.flowruns
+
+
+def test_an_invalid_run_is_deleted_after_its_ttl_too(kube: FakeKube) -> None:
+    add_run(kube, flow="nope")
+    kube.flowruns["run-1"]["spec"]["ttlSecondsAfterFinished"] = 10
+    clock = [NOW]
+    shell = Reconciler(kube, OperatorConfig(), clock=lambda: clock[0])
+    assert shell.reconcile(NS, "run-1") == pytest.approx(10, abs=1)
+    assert kube.flowruns["run-1"]["status"]["failure"]["reason"] == "InvalidSpec"
+    clock[0] += timedelta(seconds=5)
+    assert shell.reconcile(NS, "run-1") == pytest.approx(5, abs=1)
+    clock[0] += timedelta(seconds=6)
+    assert shell.reconcile(NS, "run-1") is None and "run-1" not in kube.flowruns
+
+
+def test_pods_record_when_their_task_was_ready_and_the_status_sums_up_overhead(
+        kube: FakeKube) -> None:
+    add_run(kube)
+    now = [NOW + timedelta(milliseconds=5)]
+    metrics = OperatorMetrics(started=datetime(2026, 1, 1, tzinfo=UTC))
+    runs = Reconciler(kube, OperatorConfig(), clock=lambda: now[0], metrics=metrics)
+    runs.reconcile(NS, "run-1")
+    start = kube.pods["run-1-start-0-0"]["metadata"]["annotations"]
+    assert start["kflow.dev/created-at"] == "2026-11-29T10:00:00.005Z"
+    assert "kflow.dev/ready-at" not in start                       # the start has no parents
+    clock = {"startedAt": (NOW + timedelta(milliseconds=400)).timestamp(),
+             "userStartedAt": (NOW + timedelta(milliseconds=600)).timestamp(),
+             "userFinishedAt": (NOW + timedelta(milliseconds=1600)).timestamp(),
+             "finishedAt": (NOW + timedelta(milliseconds=1700)).timestamp()}
+    kube.succeed("start")
+    kube.pods["run-1-start-0-0"]["status"]["containerStatuses"][0]["state"]["terminated"][
+        "message"] = json.dumps({"ok": True, "at": clock})
+    now[0] = NOW + timedelta(milliseconds=1950)
+    runs.reconcile(NS, "run-1")
+    children = [p["metadata"]["annotations"] for n, p in kube.pods.items()
+                if n != "run-1-start-0-0"]
+    assert children and all(a["kflow.dev/ready-at"] == "2026-11-29T10:00:01.700Z"
+                            and a["kflow.dev/created-at"] == "2026-11-29T10:00:01.950Z"
+                            for a in children)
+    assert (f"kflow_task_transition_seconds_count {len(children)}"
+            in metrics.registry.exposition())
+    status = kube.flowruns["run-1"]["status"]
+    overhead = {s["name"]: s for s in status["steps"]}["start"]["overhead"]
+    assert overhead == {"samples": 1, "toStartP50": "0.395s", "toStartMax": "0.395s",
+                        "userCode": "1.000s", "kflow": "0.695s"}
+    assert status["overhead"] == {"samples": 1, "userCode": "1.000s", "kflow": "0.695s"}
+    runs.reconcile(NS, "run-1")                          # sees the new pods
+    writes = kube.status_writes
+    runs.reconcile(NS, "run-1")                          # nothing changed: no write
+    assert kube.status_writes == writes
+    assert kube.flowruns["run-1"]["status"]["overhead"] == status["overhead"]

@@ -74,6 +74,21 @@ def test_a_finished_attempt_counts_once_and_not_if_it_ended_before_the_operator(
     assert metrics.tasks_finished.value(outcome="failed") == 1
 
 
+def test_created_pods_observe_their_delay_since_the_task_was_ready() -> None:
+    metrics = OperatorMetrics(started=STARTED)
+    metrics.pod_created(STARTED, STARTED + timedelta(milliseconds=30))
+    metrics.pod_created(None, STARTED)                                  # counted only
+    metrics.pod_created(STARTED, STARTED - timedelta(seconds=1))        # skew: 0, not < 0
+    assert metrics.tasks_started.value() == 3
+    text = metrics.registry.exposition()
+    assert "# TYPE kflow_task_transition_seconds histogram" in text
+    assert 'kflow_task_transition_seconds_bucket{le="0.01"} 1' in text
+    assert 'kflow_task_transition_seconds_bucket{le="0.05"} 2' in text
+    assert 'kflow_task_transition_seconds_bucket{le="10"} 2' in text
+    assert "kflow_task_transition_seconds_count 2" in text
+    assert "kflow_task_transition_seconds_sum 0.03" in text
+
+
 def test_timed_reconciles_are_observed_and_their_errors_counted() -> None:
     metrics = OperatorMetrics(started=STARTED)
 

@@ -271,3 +271,18 @@ def test_process_node_statuses(code: int, why: str, pod_reason: str | None,
     seen = observe_pod(body)
     assert (seen.state, seen.reason, seen.exit_code) == ("failed", expected, code)
     assert seen.finished_at == datetime(2026, 11, 29, 10, 4, tzinfo=UTC)
+
+
+def test_the_operators_millisecond_readings_come_from_the_annotations() -> None:
+    seen = observe_pod(pod("Succeeded", term(0, "Completed", OK_RESULT), annotations={
+        "kflow.dev/ready-at": "2026-11-29T10:00:00.120Z",
+        "kflow.dev/created-at": "2026-11-29T10:00:00.250Z"}))
+    assert seen.ready_at == datetime(2026, 11, 29, 10, 0, 0, 120_000, tzinfo=UTC)
+    assert seen.pod_created_at == datetime(2026, 11, 29, 10, 0, 0, 250_000, tzinfo=UTC)
+    assert seen.created_at == datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)   # the pod's own
+
+
+def test_missing_or_bad_timing_annotations_are_none() -> None:
+    seen = observe_pod(pod("Running", {"running": {"startedAt": STARTED}},
+                           annotations={"kflow.dev/ready-at": "yesterday"}))
+    assert seen.ready_at is None and seen.pod_created_at is None

@@ -6,7 +6,9 @@ Regenerate the golden pods with ``KFLOW_REGENERATE=1`` (then review the diff).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ FLOWS = {
     "branch_flow": ROOT / "tests" / "fixtures" / "golden" / "manifests" / "branch_flow.yaml",
 }
 RUN_UID = "0f2c9a1e-77aa-4b1e-9c33-5d1e2f3a4b5c"
+READY_AT = datetime(2026, 11, 29, 10, 0, 0, 120_456, tzinfo=UTC)
+CREATED_AT = datetime(2026, 11, 29, 10, 0, 0, 250_999, tzinfo=UTC)
 
 
 def load_flow(key: str) -> dict[str, Any]:
@@ -55,9 +59,11 @@ def all_pods(key: str) -> list[dict[str, Any]]:
     pods = []
     for step in flow["spec"]["steps"]:
         retries = (step.get("retry") or {}).get("times", 0)
-        pods.append(build_pod(flow, run, start(step["name"], "3" if step["name"] == "train"
-                                               else "0", 1 if retries else 0, retries),
-                              PodConfig()))
+        task = start(step["name"], "3" if step["name"] == "train" else "0",
+                     1 if retries else 0, retries)
+        if step["name"] != flow["spec"].get("start"):      # the start step has no parents
+            task = dataclasses.replace(task, ready_at=READY_AT)
+        pods.append(build_pod(flow, run, task, PodConfig(), created_at=CREATED_AT))
     return pods
 
 
@@ -150,9 +156,11 @@ def test_step_settings_never_override_kflows_own() -> None:
     train["kubernetes"]["labels"] = {"kflow.dev/run": "evil", "app.kubernetes.io/part-of": "x",
                                      "team": "fraud"}
     train["kubernetes"]["annotations"] = {api_types.ANNOTATION_SAFE_TO_EVICT: "true",
-                                          "kflow.dev/stop-reason": "Stopped", "note": "hi"}
+                                          "kflow.dev/stop-reason": "Stopped", "note": "hi",
+                                          "kflow.dev/ready-at": "2000-01-01T00:00:00Z",
+                                          "kflow.dev/created-at": "2000-01-01T00:00:00Z"}
     train["environment"] = {"KFLOW_S3_ENDPOINT": "http://evil", "KFLOW_USER": "mallory",
-                            "OK": "1"}
+                            "KFLOW_TASK_READY_AT": "x", "OK": "1"}
     train["kubernetes"]["serviceAccount"] = "trainer"
     pod = build_pod(flow, make_run(flow), start("train", "2"), PodConfig())
     meta = pod["metadata"]
@@ -161,8 +169,11 @@ def test_step_settings_never_override_kflows_own() -> None:
     assert meta["annotations"][api_types.ANNOTATION_SAFE_TO_EVICT] == "false"
     assert "kflow.dev/stop-reason" not in meta["annotations"]
     assert meta["annotations"]["note"] == "hi"
+    assert "kflow.dev/ready-at" not in meta["annotations"]      # no ready_at, no created_at
+    assert "kflow.dev/created-at" not in meta["annotations"]
     env = pod["spec"]["containers"][0]["env"]
-    assert env == [{"name": "OK", "value": "1"}, {"name": "KFLOW_USER", "value": "alice"}]
+    assert env[:2] == [{"name": "OK", "value": "1"}, {"name": "KFLOW_USER", "value": "alice"}]
+    assert [e["name"] for e in env[2:]] == ["KFLOW_TASK_READY_AT", "KFLOW_TASK_CREATED_AT"]
     assert pod["spec"]["serviceAccountName"] == "trainer"
 
 
@@ -210,3 +221,17 @@ def test_errors() -> None:
     del no_uid["metadata"]["uid"]
     with pytest.raises(PodSpecError, match="uid"):
         build_pod(flow, no_uid, start("start"), PodConfig())
+
+
+def test_timing_annotations_have_milliseconds_and_reach_the_runner() -> None:
+    flow = load_flow("example")
+    task = dataclasses.replace(start("train", "2"), ready_at=READY_AT)
+    pod = build_pod(flow, make_run(flow), task, PodConfig(), created_at=CREATED_AT)
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["kflow.dev/ready-at"] == "2026-11-29T10:00:00.120Z"
+    assert annotations["kflow.dev/created-at"] == "2026-11-29T10:00:00.250Z"
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["KFLOW_TASK_READY_AT"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.annotations['kflow.dev/ready-at']"
+    assert env["KFLOW_TASK_CREATED_AT"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.annotations['kflow.dev/created-at']"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kflow_operator.validation import check_parameters
+from kflow_operator.validation import check_parameters, check_resume
 
 SPEC: dict[str, Any] = {"flowName": "TrainFlow", "parameters": [
     {"name": "alpha", "type": "float", "default": 0.5},
@@ -43,3 +43,68 @@ def test_values_that_do_not(values: dict[str, str], text: str) -> None:
 def test_a_flow_without_parameters_takes_none() -> None:
     assert check_parameters({"flowName": "F"}, None) is None
     assert "x is not a parameter" in (check_parameters({"flowName": "F"}, {"x": "1"}) or "")
+
+
+# -- spec.resume.step and spec.resumeFrom ------------------------------------------------
+
+FLOW: dict[str, Any] = {"flowName": "BranchFlow", "steps": [
+    {"name": n} for n in ("start", "counts", "sums", "merge", "end")]}
+
+
+def _run(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"spec": {"flowRef": {"name": "branch-flow"}, **spec}, "status": status or {}}
+
+
+def _accepted_false(reason: str) -> list[dict[str, str]]:
+    return [{"type": "Accepted", "status": "False", "reason": reason}]
+
+
+@pytest.mark.parametrize("flowrun", [
+    _run({}),
+    _run({"resume": {"attempt": 1}}),
+    _run({"resume": {"attempt": 1, "step": "merge"}}),
+    _run({"resume": {"attempt": 2, "step": "sums"}}, {"phase": "Failed", "resumeAttempt": 1}),
+    # a bump on a running or finished run is recorded and does nothing: no check
+    _run({"resume": {"attempt": 2, "step": "nosuch"}}, {"phase": "Running"}),
+    _run({"resume": {"attempt": 2, "step": "nosuch"}}, {"phase": "Succeeded"}),
+    # already acted on, and not what failed the run
+    _run({"resume": {"attempt": 1, "step": "nosuch"}}, {"phase": "Failed", "resumeAttempt": 1}),
+    # a resumeFrom run that ended before this check existed keeps its outcome
+    _run({"resumeFrom": {"run": "origin"}}, {"phase": "Succeeded"}),
+])
+def test_resumes_that_can_be_acted_on(flowrun: dict[str, Any]) -> None:
+    assert check_resume(FLOW, flowrun) is None
+
+
+def test_an_unknown_resume_step_names_the_steps() -> None:
+    new = check_resume(FLOW, _run({"resume": {"attempt": 1, "step": "nosuch"}}))
+    assert new == ("InvalidResume", "spec.resume.step: nosuch is not a step of flow BranchFlow "
+                   "(its steps: start, counts, sums, merge, end); name one of them (bump "
+                   "spec.resume.attempt again, or create a new run)")
+    bumped = _run({"resume": {"attempt": 3, "step": "nosuch"}},
+                  {"phase": "Failed", "resumeAttempt": 2})
+    assert check_resume(FLOW, bumped) == new
+
+
+def test_a_run_failed_for_its_resume_step_stays_failed_for_it() -> None:
+    """Once failed (the request recorded as handled), every later reconcile gives the
+    same answer, so the status does not flip back to Accepted."""
+    failed = {"phase": "Failed", "resumeAttempt": 1,
+              "conditions": _accepted_false("InvalidResume")}
+    problem = check_resume(FLOW, _run({"resume": {"attempt": 1, "step": "nosuch"}}, failed))
+    assert problem is not None and problem[0] == "InvalidResume"
+    # a new request with a real step is acted on
+    assert check_resume(FLOW, _run({"resume": {"attempt": 2, "step": "merge"}}, failed)) is None
+
+
+@pytest.mark.parametrize("status", [{}, {"phase": "Pending"}, {"phase": "Running"},
+                                    {"phase": "Failed",
+                                     "conditions": _accepted_false("InvalidResumeFrom")}])
+def test_resume_from_is_refused_not_ignored(status: dict[str, Any]) -> None:
+    problem = check_resume(FLOW, _run({"resumeFrom": {"run": "origin-1", "step": "merge"}},
+                                      status))
+    assert problem is not None
+    reason, message = problem
+    assert reason == "InvalidResumeFrom"
+    assert message.startswith("spec.resumeFrom: this operator does not implement")
+    assert "resumeFrom.run: origin-1" in message and "without spec.resumeFrom" in message

@@ -149,6 +149,10 @@ def test_unschedulable_is_reported_at_once_then_fails_after_the_pending_timeout(
     assert cond["reason"] == "Unschedulable" and "Insufficient memory" in cond["message"]
     assert now.requeue_after == 290
     assert [e.reason for e in now.events if e.reason != "Started"] == ["Unschedulable"]
+    assert now.status["reason"] == "Unschedulable"      # the Reason printer column
+    assert now.status["message"] == ("train/0: 0/3 nodes are available: 3 Insufficient "
+                                     "memory. (fails at 2026-11-29T10:05:00Z if still "
+                                     "pending)")
     # replaying with the new status: no repeated event
     again = plan(flow, RunModel.from_cr({**flowrun(), "status": now.status}), [done, stuck],
                  T0 + timedelta(seconds=20), config)
@@ -157,6 +161,8 @@ def test_unschedulable_is_reported_at_once_then_fails_after_the_pending_timeout(
                 T0 + timedelta(seconds=300), config)
     assert late.status["phase"] == "Failed"
     assert late.status["failure"]["reason"] == "Unschedulable"
+    assert late.status["reason"] == "Unschedulable"
+    assert late.status["message"] == late.status["failure"]["message"]
     assert [(s.task, s.attempt) for s in late.stops] == [(TaskId("train"), 0)]
 
 
@@ -231,3 +237,28 @@ def test_a_pod_stuck_on_its_image_fails_after_the_pending_timeout() -> None:
     assert by_name(early.status)["train"]["reason"] == "ImageError"
     late = plan(flow, run, [done, stuck], T0 + timedelta(seconds=301))
     assert late.status["failure"]["reason"] == "ImageError"
+
+
+def test_a_finished_run_is_deleted_after_its_ttl() -> None:
+    cluster = Cluster(linear(), flowrun(ttlSecondsAfterFinished=60), succeed())
+    status = cluster.run()
+    assert status["phase"] == "Succeeded"
+    finished = cluster.plans[-1]
+    assert not finished.delete_run and finished.requeue_after is not None
+    assert 0 < finished.requeue_after <= 60
+    cluster.now += timedelta(seconds=59)
+    waiting = cluster.reconcile()
+    assert not waiting.delete_run and waiting.requeue_after is not None
+    assert waiting.requeue_after <= 1.0 + 1e-6
+    cluster.now += timedelta(seconds=2)
+    assert cluster.reconcile().delete_run
+
+
+def test_a_run_without_ttl_or_not_finished_is_never_deleted() -> None:
+    kept = Cluster(linear(), flowrun(), succeed())
+    kept.run()
+    kept.now += timedelta(days=400)
+    assert not kept.reconcile().delete_run and kept.reconcile().requeue_after is None
+    running = Cluster(linear(), flowrun(ttlSecondsAfterFinished=0), succeed())
+    first = running.reconcile()
+    assert first.status["phase"] in ("Pending", "Running") and not first.delete_run

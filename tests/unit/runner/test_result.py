@@ -21,6 +21,16 @@ def test_success_message_format() -> None:
     }
 
 
+def test_clock_readings_have_milliseconds_and_survive_a_cut() -> None:
+    at = {"startedAt": 1795946400.1234, "userStartedAt": 1795946400.5, "finishedAt": 1764410401.0}
+    result = TaskResult(ok=False, step="s", task="0", attempt=0, error_type="E",
+                        error_message="x" * 10_000, at=at)
+    doc = json.loads(result.to_json())
+    assert doc["at"] == {"startedAt": 1795946400.123, "userStartedAt": 1795946400.5,
+                         "finishedAt": 1764410401.0}
+    assert len(result.to_json().encode()) <= MAX_BYTES
+
+
 def test_failure_message_has_the_error() -> None:
     result = TaskResult(ok=False, step="a", task="3.1", attempt=0,
                         error_type="ValueError", error_message="bad")
