@@ -54,8 +54,7 @@ def next_resume(run: dict[str, Any], step: str | None = None) -> dict[str, Any]:
     phase = status.get("phase")
     if phase == RunPhase.STOPPED.value:
         raise SubmitError(f"{where} was stopped; a stopped run cannot be resumed in place. "
-                          "Start a new run (resuming from another run, spec.resumeFrom, is "
-                          "not implemented yet).")
+                          "Create a new run with spec.resumeFrom.run set to it.")
     if phase != RunPhase.FAILED.value:
         raise SubmitError(f"{where} is {phase or 'not started yet'}, not Failed: only a "
                           "failed run can be resumed in place.")

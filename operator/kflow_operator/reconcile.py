@@ -8,8 +8,10 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    a ConfigMap ``<run>-flow`` owned by the FlowRun (the planner then pins its
    generation and code sha256 in ``status.flow``); every later reconcile, including a
    resume, uses that snapshot, so a redeploy mid-run changes nothing for this run
-   (`podspec.build_pod` checks the pin). Snapshots are immutable, so they are cached by
-   run uid.
+   (`podspec.build_pod` checks the pin). With ``spec.resumeFrom`` the snapshot also
+   pins the origin's succeeded tasks (`kflow_operator.origin`): the planner keeps
+   (clones) them, and step pods get ``--origin-run-id`` to read them. Snapshots are
+   immutable, so they are cached by run uid.
 3. What the apiserver cannot check: the Flow exists, its graph parses, the run's
    parameters fit it. Otherwise the run ends ``Failed`` with reason ``InvalidSpec``
    (condition ``Accepted=False``, reason ``FlowNotFound`` / ``FlowNotAccepted`` /
@@ -56,6 +58,7 @@ from kflow_operator import naming
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
 from kflow_operator.observe import NotAStepPod, observe_pod, owner_uid
+from kflow_operator.origin import OriginError, origin_attempts, pin_origin
 from kflow_operator.podspec import PodSpecError, build_pod
 from kflow_operator.ratelimit import TokenBucket
 from kflow_operator.settings import OperatorConfig
@@ -188,11 +191,36 @@ class Reconciler:
             },
             "data": {SNAPSHOT_KEY: json.dumps(flow, sort_keys=True)},
         }
+        if (run.get("spec") or {}).get("resumeFrom"):
+            pinned = self._pin_origin(run, live.get("spec") or {})
+            if isinstance(pinned, _Invalid):
+                return pinned
+            flow["origin"] = pinned
+            body["data"] = {SNAPSHOT_KEY: json.dumps(flow, sort_keys=True)}
         self._kube.create_configmap(body)
         # A 409 returned someone else's: read it back through the ownership checks.
         found = self._read_snapshot(run)
         return found if found is not None else _Invalid(
             "FlowNotAccepted", f"ConfigMap {snapshot_name(run_name)} could not be read back")
+
+    def _pin_origin(self, run: Mapping[str, Any],
+                    flow_spec: Mapping[str, Any]) -> dict[str, Any] | _Invalid:
+        """The ``resumeFrom`` origin's results this run clones (`kflow_operator.origin`),
+        read once, when the run starts."""
+        namespace = str(run["metadata"]["namespace"])
+        name = str(((run.get("spec") or {}).get("resumeFrom") or {}).get("run") or "")
+        found = self._kube.get_flowrun(namespace, name) if name else None
+        observed = []
+        if found is not None:
+            for pod in self._kube.list_pods(namespace, naming.run_selector(name), _uid(found)):
+                try:
+                    observed.append(observe_pod(pod))
+                except NotAStepPod:
+                    continue
+        try:
+            return pin_origin(run, found, observed, flow_spec)
+        except OriginError as exc:
+            return _Invalid("InvalidResumeFrom", str(exc))
 
     # -- the reconcile ------------------------------------------------------------------
 
@@ -243,7 +271,8 @@ class Reconciler:
             if seen.state in ("succeeded", "failed"):
                 self._metrics.task_finished((_uid(run), seen.task.step, seen.task.task,
                                              str(seen.attempt)), seen.state, seen.finished_at)
-        decided = plan(flow_model, model, observed, self._clock(), self._planner)
+        origin_run_id, origin = origin_attempts(flow.get("origin"))
+        decided = plan(flow_model, model, observed, self._clock(), self._planner, origin=origin)
         status = dict(decided.status)
         for stop in decided.stops:
             self._pod_bucket.acquire()
@@ -253,7 +282,7 @@ class Reconciler:
         pinned_run = {**run, "status": status}
         try:
             for start in decided.starts:
-                self._start(flow, pinned_run, start)
+                self._start(flow, pinned_run, start, origin_run_id)
         except (PodSpecError, InvalidRequest) as exc:
             return self._fail(run, model, _Invalid("InvalidPod", str(exc)), base=status)
         self._write_status(run, status)
@@ -303,12 +332,14 @@ class Reconciler:
                     metadata.get("finalizers") or ()):
                 self._kube.release_pod(pod)
 
-    def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask) -> None:
+    def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
+               origin_run_id: str | None) -> None:
         self._pod_bucket.acquire()
         # The clock after the token bucket's wait: the pod's kflow.dev/created-at is
         # "just before the create call", so a throttled start counts as kflow's delay.
         created_at = self._clock()
-        pod = build_pod(flow, run, start, self._config.pod, created_at=created_at)
+        pod = build_pod(flow, run, start, self._config.pod, origin_run_id=origin_run_id,
+                        created_at=created_at)
         if self._kube.create_pod(pod):
             self._metrics.pod_created(start.ready_at, created_at)
         else:

@@ -2,9 +2,7 @@
 
 Owns: `check_resume` — ``spec.resume.step`` names a step of the Flow (checked while
 the request is to be acted on: on a new run or a failed one; the planner would
-otherwise ignore an unknown step), and ``spec.resumeFrom``, which this operator does
-not implement yet: such a run fails at once rather than running from the start as if
-it were a fresh run.
+otherwise ignore an unknown step).
 
 `check_parameters` — the run's ``spec.parameters`` against the Flow's
 ``spec.parameters``: an unknown name, a value that does not parse as the parameter's
@@ -72,8 +70,9 @@ def check_parameters(flow_spec: Mapping[str, Any], values: Mapping[str, Any] | N
 
 def check_resume(flow_spec: Mapping[str, Any],
                  flowrun: Mapping[str, Any]) -> tuple[str, str] | None:
-    """None if the run's ``resume`` / ``resumeFrom`` can be acted on, else
-    (condition ``Accepted`` reason, what is wrong and what to do).
+    """None if the run's ``resume`` can be acted on, else (condition ``Accepted``
+    reason, what is wrong and what to do). (``resumeFrom`` is checked against its
+    origin run when the run starts: `kflow_operator.origin`.)
 
     Stable over reconciles: a run failed for a bad ``resume.step`` keeps failing for it
     (its Accepted condition says so) until a new resume request replaces the step.
@@ -81,13 +80,6 @@ def check_resume(flow_spec: Mapping[str, Any],
     spec = flowrun.get("spec") or {}
     status = flowrun.get("status") or {}
     phase = status.get("phase")
-    origin = spec.get("resumeFrom")
-    if isinstance(origin, Mapping) and phase not in ("Succeeded", "Stopped"):
-        return ("InvalidResumeFrom",
-                f"spec.resumeFrom: this operator does not implement starting a run from "
-                f"another run's results yet (resumeFrom.run: {origin.get('run')}); create "
-                "the run without spec.resumeFrom to run the flow from its start, or resume "
-                "the origin run in place with spec.resume")
     resume = spec.get("resume") or {}
     step = resume.get("step")
     attempt, handled = resume.get("attempt"), status.get("resumeAttempt") or 0

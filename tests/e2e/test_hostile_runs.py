@@ -126,13 +126,14 @@ OPERATOR: dict[str, Refused] = {
                                    "InvalidResume", (
                                        "spec.resume.step: nosuch is not a step of flow "
                                        "BranchFlow",)),
-    # resumeFrom is documented (docs/api.md) but not implemented yet: the operator says so
-    # (kflow_operator.validation.check_resume) instead of running from the start.
-    # Whoever implements it: a missing origin stays InvalidResumeFrom; a valid one runs.
+    # resumeFrom needs a finished run of the same flow (kflow_operator.origin): a missing
+    # one, and the valid run while it still runs, are refused, not run from the start.
     "resume-from-missing": Refused(_on(FLOW, resumeFrom={"run": "no-such-run"}),
-                                   "InvalidResumeFrom", ("spec.resumeFrom", "no-such-run")),
-    "resume-from-valid": Refused(_on(FLOW, resumeFrom={"run": VALID_RUN, "step": "merge"}),
-                                 "InvalidResumeFrom", ("spec.resumeFrom", VALID_RUN)),
+                                   "InvalidResumeFrom", (
+                                       "spec.resumeFrom.run: FlowRun no-such-run not found",)),
+    "resume-from-unfinished": Refused(
+        _on(FLOW, resumeFrom={"run": VALID_RUN, "step": "merge"}), "InvalidResumeFrom", (
+            f"spec.resumeFrom.run: {VALID_RUN} is", "not finished")),
 }
 
 

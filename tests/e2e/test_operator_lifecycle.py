@@ -276,3 +276,45 @@ def test_a_finished_run_is_deleted_after_its_ttl_and_its_history_stays_in_the_st
     recorded = stored_attempts(s3_credentials, run, "NapFlow", ("start", "nap", "end"))
     assert recorded == {"start": {0: True}, "nap": {0: True}, "end": {0: True}}
     assert base.end_artifacts(s3_credentials, run, "NapFlow")["slept"] == 0
+
+
+def test_a_new_run_resumes_from_a_failed_one_cloning_what_succeeded(
+        cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
+        tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    deploy(operator, "marker_flow.py")
+    base.apply_run(cluster, namespace, tmp_path, "origin-1", "marker-flow",
+                   {"marker": str(marker)})
+    origin = base.wait_finished(cluster, operator, namespace, "origin-1")
+    assert origin["status"]["phase"] == "Failed", json.dumps(origin["status"], indent=1)
+
+    marker.touch()
+    manifest = {"apiVersion": "kflow.dev/v1alpha1", "kind": "FlowRun",
+                "metadata": {"name": "again-1", "namespace": namespace},
+                "spec": {"flowRef": {"name": "marker-flow"},
+                         "resumeFrom": {"run": "origin-1"}}}
+    path = tmp_path / "again-1.json"
+    path.write_text(json.dumps(manifest))
+    done = cluster.kubectl("create", "-f", str(path))
+    assert done.returncode == 0, done.stderr
+    run = base.wait_finished(cluster, operator, namespace, "again-1")
+    status = run["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["originRun"] == "origin-1"
+    assert {name: (s["phase"], s["tasks"]["succeeded"], s["tasks"]["cloned"])
+            for name, s in steps_of(run).items()} == {
+        "start": ("Succeeded", 1, 1), "check": ("Succeeded", 1, 0), "end": ("Succeeded", 1, 0)}
+    # start did not run again: its result (and the origin's parameter) was cloned.
+    assert attempts_by_pod(cluster, namespace, "again-1") == {"check": [0], "end": [0]}
+    assert stored_attempts(s3_credentials, run, "MarkerFlow", ("start", "check", "end")) == {
+        "start": {0: True}, "check": {0: True}, "end": {0: True}}
+    store = store_from_env({"KFLOW_S3_CREDENTIALS": str(s3_credentials)})
+    try:
+        start = TaskKey(namespace, "MarkerFlow", naming.run_id(run), "start")
+        meta = store.read_meta(start.attempt(0))
+        assert meta.extra["cloned_from"] == f"MarkerFlow/{naming.run_id(origin)}/start/0/0"
+    finally:
+        store.close()
+    assert base.end_artifacts(s3_credentials, run, "MarkerFlow")["value"] == 42
+    # The origin is untouched.
+    assert base.get_run(cluster, namespace, "origin-1")["status"]["phase"] == "Failed"

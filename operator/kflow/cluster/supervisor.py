@@ -11,6 +11,11 @@ the whole cluster again on the same folder (data kept). A component that
 fails to start aborts `up`, stops what was started, and raises a
 `ComponentError` naming the component, its log and the log's tail. One
 `flock` on the folder serialises concurrent `up`/`down` calls.
+
+`stop_component` / `start_component` take one component (the S3 server) down
+and bring it back on the same ports and data while the rest runs: outages for
+fault-injection tests. A cluster with a stopped component is unhealthy, so
+`up` would restart all of it.
 """
 
 from __future__ import annotations
@@ -242,7 +247,7 @@ def _start_all(layout: Layout, state: State, image_map: str | None, progress: Te
     except (OSError, ValueError, KeyError):
         creds = s3.new_credentials(endpoint)
     s3.write_credentials_file(layout.s3_credentials, creds)
-    s3_config = s3.write_config(layout.s3_data.with_name("s3-config"), creds)
+    s3_config = s3.write_config(_s3_config_dir(layout), creds)
     layout.node_pgids.mkdir(parents=True, exist_ok=True)
 
     def step(names: tuple[str, ...], argvs: Mapping[str, list[str]]) -> None:
@@ -290,6 +295,59 @@ def up(directory: Path, *, image_map: str | None = None,
             layout.state.unlink(missing_ok=True)
             raise
         return Report(layout, state, already_running=False, seconds=time.monotonic() - started)
+
+
+def _s3_config_dir(layout: Layout) -> Path:
+    return layout.s3_data.with_name("s3-config")
+
+
+# Components that can be stopped and started while the rest of the cluster runs: the
+# others are started by `up` in dependency order, with certificates and flags of that start.
+RESTARTABLE = ("s3",)
+
+
+def _running_state(layout: Layout, name: str) -> State:
+    """The state of the cluster in `layout`, if `name` can be restarted in it."""
+    if name not in RESTARTABLE:
+        raise ClusterError(f"{name} cannot be stopped or started on its own (only "
+                           f"{', '.join(RESTARTABLE)}); use `kflow cluster down` and `up`")
+    state = State.load(layout)
+    if state is None or name not in state.processes:
+        raise ClusterError(f"no cluster runs in {layout.dir}: start one with "
+                           f"`kflow cluster up --dir {layout.dir}`")
+    return state
+
+
+def stop_component(directory: Path, name: str, *, grace: float = 10.0) -> None:
+    """Stop one component of the running cluster in `directory` (SIGTERM, SIGKILL after
+    `grace` seconds; 0 for a crash); the rest keeps running. See `start_component`."""
+    layout = Layout(directory.resolve())
+    with _locked(layout):
+        state = _running_state(layout, name)
+        record = state.processes[name]
+        if processes.stop_all([record], grace=grace):
+            raise ClusterError(f"could not stop {name} (pid {record.pid}) of {layout.dir}")
+        if name == "s3":
+            s3.remove_sockets(components.s3_ports(state.ports))
+
+
+def start_component(directory: Path, name: str) -> None:
+    """Start a stopped component again, on the ports and with the data it had, and wait
+    until it is healthy (a `ComponentError` if not); nothing if it runs."""
+    layout = Layout(directory.resolve())
+    with _locked(layout):
+        state = _running_state(layout, name)
+        if processes.alive(state.processes[name]):
+            return
+        config = _s3_config_dir(layout) / s3.CONFIG_FILENAME
+        _start(name, components.s3_argv(layout, state.ports, config), layout, state)
+        _wait_ready(name, layout, state)
+
+
+def restart_component(directory: Path, name: str, *, grace: float = 10.0) -> None:
+    """`stop_component`, then `start_component`."""
+    stop_component(directory, name, grace=grace)
+    start_component(directory, name)
 
 
 def down(directory: Path, *, purge: bool = False) -> list[str]:

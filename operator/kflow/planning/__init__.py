@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from kflow.planning.flow import FlowModel, StepModel
 from kflow.planning.model import (
+    ORIGIN_ATTEMPT,
     Action,
     Event,
     ObservedAttempt,
@@ -35,6 +36,7 @@ from kflow.planning.run import ATTEMPTS_PER_RESUME, PlannerConfig, RunModel
 
 __all__ = [
     "ATTEMPTS_PER_RESUME",
+    "ORIGIN_ATTEMPT",
     "Action",
     "Event",
     "FlowModel",

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
+    "ORIGIN_ATTEMPT",
     "Action",
     "Event",
     "ObservedAttempt",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 TaskState = Literal["pending", "running", "succeeded", "failed"]
+
+ORIGIN_ATTEMPT = -1
+"""The attempt number under which the planner sees a ``resumeFrom`` origin's result of a
+task (older than any attempt of the run itself, which start at 0)."""
 
 
 @dataclass(frozen=True, order=True)

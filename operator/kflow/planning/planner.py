@@ -22,6 +22,10 @@ Decisions (see also `kflow.planning.tasks` for attempts and budgets):
   the new generation is observed; a bump seen while a resume is in that state
   is recorded only afterwards. A bump on a Pending/Running/Succeeded run is
   recorded and does nothing.
+* Resume as a new run (``spec.resumeFrom``): the origin's succeeded tasks (`plan`'s
+  `origin`) are kept like an earlier generation's (counted as ``cloned``); the
+  origin's failed steps, or ``resumeFrom.step``, and everything downstream of what
+  runs again, run in this run from attempt 0.
 * TTL: a run finished for `spec.ttlSecondsAfterFinished` seconds gets
   `Plan.delete_run`; until then the plan asks to be woken when it expires.
 * Every StartTask says since when its task could run (`StartTask.ready_at`): the
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +55,7 @@ from kflow.api_types import (
 )
 from kflow.planning.flow import FlowModel, StepModel
 from kflow.planning.model import (
+    ORIGIN_ATTEMPT,
     Action,
     Event,
     ObservedAttempt,
@@ -100,8 +105,10 @@ class _Graph:
 
 
 def _walk(flow: FlowModel, attempts: Mapping[TaskId, list[ObservedAttempt]], *, base: int,
-          rerun_step: str | None, config: PlannerConfig, now: datetime) -> _Graph:
-    """Evaluate every activated task, in topological order."""
+          history: bool, rerun_step: str | None, config: PlannerConfig,
+          now: datetime) -> _Graph:
+    """Evaluate every activated task, in topological order. `history`: there are results
+    of an earlier generation (an in-place resume, or a ``resumeFrom`` origin) to keep."""
     out = _Graph()
     # step → path → "must run again" (a parent ran in this generation)
     candidates: dict[str, dict[Path, bool]] = defaultdict(dict)
@@ -120,7 +127,7 @@ def _walk(flow: FlowModel, attempts: Mapping[TaskId, list[ObservedAttempt]], *, 
                 rerun = any(v.fresh for v in inputs)
             task = TaskId(name, _path_text(path))
             view = evaluate_task(step, task, attempts.get(task, ()), base=base,
-                                 rerun=base > 0 and (rerun or name == rerun_step),
+                                 rerun=history and (rerun or name == rerun_step),
                                  config=config, now=now,
                                  parents_done_at=parents_done.get((name, path)))
             out.views[task] = view
@@ -138,7 +145,7 @@ def _walk(flow: FlowModel, attempts: Mapping[TaskId, list[ObservedAttempt]], *, 
             finished = view.latest.done_at if view.latest is not None and view.fresh else None
             for child, child_path in children:
                 previous = candidates[child].get(child_path, False)
-                candidates[child][child_path] = previous or (base > 0 and view.fresh)
+                candidates[child][child_path] = previous or (history and view.fresh)
                 if finished is not None:
                     known = parents_done.get((child, child_path))
                     parents_done[(child, child_path)] = max(known or finished, finished)
@@ -213,10 +220,19 @@ def _base(run: RunModel, observed: Sequence[ObservedAttempt]) -> int:
 
 
 def plan(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt], now: datetime,
-         config: PlannerConfig = PlannerConfig()) -> Plan:  # noqa: B008 (frozen, immutable)
-    """Decide what to do next for `run`; pure and deterministic (see the module docstring)."""
+         config: PlannerConfig = PlannerConfig(),  # noqa: B008 (frozen, immutable)
+         origin: Sequence[ObservedAttempt] = ()) -> Plan:
+    """Decide what to do next for `run`; pure and deterministic (see the module docstring).
+
+    `origin`: with ``spec.resumeFrom``, the origin run's succeeded tasks (one attempt
+    each, as pinned when the run started); they are kept (cloned) like the results of an
+    earlier generation, under the attempt number `ORIGIN_ATTEMPT`.
+    """
     old_phase = run.phase
     attempts: dict[TaskId, list[ObservedAttempt]] = defaultdict(list)
+    for attempt in origin:
+        if attempt.state == "succeeded":
+            attempts[attempt.task].append(replace(attempt, attempt=ORIGIN_ATTEMPT))
     for attempt in observed:
         attempts[attempt.task].append(attempt)
     base = _base(run, observed)
@@ -234,7 +250,10 @@ def plan(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt], no
     rerun_step = run.resume_step if (
         base > 0 and run.resume_step in flow and base // ATTEMPTS_PER_RESUME in (
             run.resume_attempt, run.status_resume_attempt)) else None
-    graph = _walk(flow, attempts, base=base, rerun_step=rerun_step, config=config, now=now)
+    if base == 0 and origin and run.resume_from_step in flow:
+        rerun_step = run.resume_from_step
+    graph = _walk(flow, attempts, base=base, history=base > 0 or bool(origin),
+                  rerun_step=rerun_step, config=config, now=now)
 
     active = sorted((a for a in observed if a.state in ("pending", "running")),
                     key=lambda a: (flow[a.task.step].position if a.task.step in flow else -1,
@@ -390,7 +409,8 @@ def _step_entries(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAtt
                   "running": sum(v.state == "running" for v in views),
                   "succeeded": sum(v.state == "succeeded" for v in views),
                   "failed": sum(v.state == "failed" for v in views),
-                  "cloned": 0}
+                  "cloned": sum(v.kept and v.latest is not None
+                                and v.latest.attempt == ORIGIN_ATTEMPT for v in views)}
         entry: dict[str, Any] = {"name": name, "phase": phase.value, "tasks": counts}
         failed = [v for v in views if v.state == "failed"]
         if failed and step.depth > 0:
@@ -473,8 +493,8 @@ def _status(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt],
     if reason:
         status["reason"] = clip(reason, MAX_STEP_REASON)
         status["message"] = clip(message, 4096)
-    if old.get("originRun"):
-        status["originRun"] = old["originRun"]
+    if run.resume_from_run or old.get("originRun"):
+        status["originRun"] = run.resume_from_run or old["originRun"]
     overhead = run_overhead(observed)
     if overhead is not None:
         status["overhead"] = overhead

@@ -52,6 +52,8 @@ class RunModel:
     resume_attempt: int = 0                  # spec.resume.attempt (0: never)
     resume_step: str | None = None           # spec.resume.step
     ttl_seconds_after_finished: int | None = None   # spec.ttlSecondsAfterFinished
+    resume_from_run: str | None = None       # spec.resumeFrom.run
+    resume_from_step: str | None = None      # spec.resumeFrom.step
     status: Mapping[str, Any] = field(default_factory=dict)   # the previous .status
 
     @property
@@ -101,6 +103,8 @@ class RunModel:
         resume = spec.get("resume") or {}
         parallelism = spec.get("maxParallelism")
         ttl = spec.get("ttlSecondsAfterFinished")
+        found = spec.get("resumeFrom")
+        origin: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         return cls(
             name=str(meta.get("name", "")),
             namespace=str(meta.get("namespace", "default")),
@@ -109,6 +113,9 @@ class RunModel:
             stop=bool(spec.get("stop", False)),
             resume_attempt=int(resume.get("attempt", 0) or 0),
             resume_step=resume.get("step") if isinstance(resume.get("step"), str) else None,
+            resume_from_run=origin.get("run") if isinstance(origin.get("run"), str) else None,
+            resume_from_step=origin.get("step") if isinstance(origin.get("step"),
+                                                               str) else None,
             ttl_seconds_after_finished=ttl if isinstance(ttl, int) and not isinstance(
                 ttl, bool) and ttl >= 0 else None,
             status=dict(flowrun.get("status") or {}),

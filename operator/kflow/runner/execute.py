@@ -309,7 +309,7 @@ def _run(args: TaskArgs, env: Mapping[str, str], store: Datastore, writer: Attem
     elif args.params:
         raise UsageError("--param is for the start step only; later steps read the "
                          "parameters from the start task")
-    reader = RunReader(store, args.namespace, args.flow, args.run_id)
+    reader = RunReader(store, args.namespace, args.flow, args.run_id, args.origin_run_id)
     plan = resolve_inputs(graph, args.step, path, reader.num_splits)
     loaded = load_inputs(store, reader, graph, plan, args.step, path)
     flow, inputs = make_flow(flow_cls, args.step, loaded, store,

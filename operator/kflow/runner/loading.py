@@ -26,8 +26,8 @@ from kflow.store import ArtifactIndex, Datastore, ObjectNotFound, TaskKey, TaskM
 if TYPE_CHECKING:
     from kflow.graph import FlowGraph
 
-__all__ = ["FOREACH_STACK", "RESULT_KEY", "LoadedInputs", "ParentTask", "RunReader",
-           "load_inputs"]
+__all__ = ["CLONED_ATTEMPT", "FOREACH_STACK", "RESULT_KEY", "LoadedInputs", "ParentTask",
+           "RunReader", "load_inputs"]
 
 RESULT_KEY = "result"
 """The key in ``meta.json``'s ``extra`` holding the task's result JSON (`kflow.runner.result`)."""
@@ -57,11 +57,26 @@ class LoadedInputs:
     foreach_stack: tuple[ForeachFrame, ...]
 
 
-class RunReader:
-    """The records of the tasks of one run."""
+CLONED_ATTEMPT = 0
+"""The attempt number a task cloned from a ``resumeFrom`` origin gets in this run: a
+cloned task never runs in this run's first generation, and an in-place resume's
+attempts start at 100, so the number is free."""
 
-    def __init__(self, store: Datastore, namespace: str, flow: str, run_id: str) -> None:
+
+class RunReader:
+    """The records of the tasks of one run (and of its ``resumeFrom`` origin).
+
+    With `origin_run_id`, a task that has no DONE attempt in this run is looked up in
+    the origin run: if it succeeded there, its records are cloned into this run
+    (`Datastore.clone_attempt`, attempt `CLONED_ATTEMPT`) and read from here on. The
+    operator starts a task only once its parents are done in this run or kept from the
+    origin, so a parent missing here is one the planner cloned.
+    """
+
+    def __init__(self, store: Datastore, namespace: str, flow: str, run_id: str,
+                 origin_run_id: str | None = None) -> None:
         self.store, self.namespace, self.flow, self.run_id = store, namespace, flow, run_id
+        self.origin_run_id = origin_run_id
 
     def key(self, ref: TaskRef) -> TaskKey:
         return TaskKey(self.namespace, self.flow, self.run_id, ref.step, ref.task_id)
@@ -71,8 +86,19 @@ class RunReader:
         key = self.key(ref)
         attempt = self.store.latest_done_attempt(key)
         if attempt is None:
-            return None
+            return self._clone(ref)
         return attempt, self.store.read_meta(key.attempt(attempt))
+
+    def _clone(self, ref: TaskRef) -> tuple[int, TaskMetadata] | None:
+        if not self.origin_run_id:
+            return None
+        source = TaskKey(self.namespace, self.flow, self.origin_run_id, ref.step, ref.task_id)
+        attempt = self.store.latest_done_attempt(source)
+        if attempt is None or self.store.read_meta(source.attempt(attempt)).exit_status != 0:
+            return None
+        meta = self.store.clone_attempt(source.attempt(attempt),
+                                        self.key(ref).attempt(CLONED_ATTEMPT))
+        return CLONED_ATTEMPT, meta
 
     def parent(self, slot: Sequence[TaskRef], child: str) -> ParentTask:
         """The first candidate of `slot` whose latest DONE attempt succeeded."""

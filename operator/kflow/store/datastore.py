@@ -3,7 +3,8 @@
 Owns: wiring an `ObjectStore` and a `StoreLayout` to artifacts (`cas.py`),
 task attempt records (meta.json, artifacts.json, DONE) and logs, and the
 read-side rules: an attempt counts only once its DONE marker exists
-(`latest_done_attempt`), and the DONE marker is written last (`AttemptWriter.finish`).
+(`latest_done_attempt`), and the DONE marker is written last (`AttemptWriter.finish`,
+`Datastore.clone_attempt`).
 Code packages are stored here too (``code/<sha256>.tar.gz``).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from kflow.store.backend import ObjectStore
 from kflow.store.cas import DEFAULT_WORKERS, ContentAddressedStore
@@ -126,6 +128,25 @@ class Datastore:
         prefix = self.layout.run_prefix(namespace, flow, run_id)
         names = {self.layout.child_name(prefix, k) for k in self.objects.list(prefix, False)}
         return sorted(n for n in names if n)
+
+    def clone_attempt(self, source: AttemptKey, target: AttemptKey) -> TaskMetadata:
+        """Copy a DONE attempt's records (meta.json, artifacts.json, then DONE) to another
+        run's task: a ``resumeFrom`` run's cloned task. Artifacts are content-addressed,
+        so nothing but the records is copied. The copy's meta.json says where it came
+        from (``extra["cloned_from"]``). Idempotent: a second copy writes the same."""
+        if not self.is_done(source):
+            raise StoreError(f"cannot clone {source.task.pathspec} attempt {source.attempt}: "
+                             "it has no DONE marker")
+        meta = self.read_meta(source)
+        origin = f"{source.task.pathspec}/{source.attempt}"
+        meta = replace(meta, extra={**meta.extra, "cloned_from": origin})
+        layout, objects = self.layout, self.objects
+        objects.put(layout.meta(target), meta.to_json().encode())
+        objects.put(layout.artifacts(target), objects.get(layout.artifacts(source)))
+        done = {"attempt": target.attempt, "exit_status": meta.exit_status,
+                "cloned_from": origin}
+        objects.put(layout.done(target), json.dumps(done).encode())
+        return meta
 
     def read_meta(self, key: AttemptKey) -> TaskMetadata:
         return TaskMetadata.from_json(self.objects.get(self.layout.meta(key)))

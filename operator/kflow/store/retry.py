@@ -41,6 +41,19 @@ class RetryPolicy:
     max_delay: float = 5.0
     deadline: float = 60.0
 
+    @classmethod
+    def until(cls, deadline: float, *, base_delay: float = 0.2,
+              max_delay: float = 5.0) -> RetryPolicy:
+        """Retry for `deadline` seconds, however many tries that takes: `attempts` is
+        set so that even the shortest waits last past the deadline (with the default
+        `attempts` the tries run out first: 8 tries wait 8-16 s in all)."""
+        tries, waited = 1, 0.0
+        while waited <= deadline:
+            waited += min(max_delay, base_delay * (2 ** (tries - 1))) / 2
+            tries += 1
+        return cls(attempts=tries, base_delay=base_delay, max_delay=max_delay,
+                   deadline=deadline)
+
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """The waits before try 2, 3, ... (`attempts - 1` of them)."""
         rng = rng or random.Random()

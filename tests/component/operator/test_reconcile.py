@@ -341,3 +341,43 @@ def test_pods_record_when_their_task_was_ready_and_the_status_sums_up_overhead(
     runs.reconcile(NS, "run-1")                          # nothing changed: no write
     assert kube.status_writes == writes
     assert kube.flowruns["run-1"]["status"]["overhead"] == status["overhead"]
+
+
+def test_a_resume_from_run_pins_its_origin_and_clones_what_succeeded(kube: FakeKube) -> None:
+    add_run(kube, "origin-1")
+    shell = reconciler(kube)
+    shell.reconcile(NS, "origin-1")
+    kube.succeed("start")
+    shell.reconcile(NS, "origin-1")
+    kube.succeed("counts")
+    _fail(kube, "sums")
+    shell.reconcile(NS, "origin-1")
+    assert kube.flowruns["origin-1"]["status"]["phase"] == "Failed"
+    add_run(kube, "run-2")
+    kube.flowruns["run-2"]["spec"]["resumeFrom"] = {"run": "origin-1"}
+    shell.reconcile(NS, "run-2")
+    pinned = json.loads(kube.configmaps["run-2-flow"]["data"]["flow.json"])["origin"]
+    assert pinned["run"] == "origin-1" and pinned["runId"] == "origin-1-uidorigi"
+    assert sorted(t[0] for t in pinned["tasks"]) == ["counts", "start"]
+    started = [p for p in kube.pods.values() if owner_uid(p) == "uid-run-2"]
+    assert [p["metadata"]["annotations"]["kflow.dev/step"] for p in started] == ["sums"]
+    args = started[0]["spec"]["containers"][0]["args"]
+    assert args[args.index("--origin-run-id") + 1] == "origin-1-uidorigi"
+    status = kube.flowruns["run-2"]["status"]
+    assert status["originRun"] == "origin-1"
+    assert {s["name"]: s["tasks"]["cloned"] for s in status["steps"]} == {
+        "start": 1, "counts": 1, "sums": 0, "merge": 0, "end": 0}
+
+
+def test_a_resume_from_an_unfinished_run_fails_with_what_to_do(kube: FakeKube) -> None:
+    add_run(kube, "origin-1")
+    reconciler(kube).reconcile(NS, "origin-1")
+    add_run(kube, "run-2")
+    kube.flowruns["run-2"]["spec"]["resumeFrom"] = {"run": "origin-1"}
+    reconciler(kube).reconcile(NS, "run-2")
+    status = kube.flowruns["run-2"]["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "InvalidSpec"
+    accepted = {c["type"]: c for c in status["conditions"]}["Accepted"]
+    assert accepted["reason"] == "InvalidResumeFrom"
+    assert "origin-1 is Pending, not finished; wait for it to end" in accepted["message"]
+    assert "run-2-flow" not in kube.configmaps

@@ -75,3 +75,23 @@ def test_env_of_a_folder_without_cluster_says_how_to_start_one(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["cluster", "env", "--dir", str(tmp_path)]) == 1
     assert f"kflow cluster up --dir {tmp_path}" in capsys.readouterr().err
+
+
+def test_only_the_s3_server_is_stopped_or_started_on_its_own(tmp_path: Path) -> None:
+    with pytest.raises(supervisor.ClusterError, match=r"etcd cannot be stopped or started"):
+        supervisor.stop_component(tmp_path, "etcd")
+    with pytest.raises(supervisor.ClusterError, match=r"no cluster runs in .*kflow cluster up"):
+        supervisor.start_component(tmp_path, "s3")
+
+
+def test_start_component_leaves_a_running_one_and_stop_component_stops_it(
+        tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    record = processes.start(["sleep", "60"], tmp_path / "sleep.log")
+    state = supervisor.State(ports=processes.free_ports(components.PORT_NAMES),
+                             processes={"s3": record})
+    state.save(layout)
+    supervisor.start_component(tmp_path, "s3")   # it runs: nothing started, nothing saved
+    assert supervisor.State.load(layout) == state
+    supervisor.stop_component(tmp_path, "s3", grace=0.0)
+    assert not processes.alive(record)

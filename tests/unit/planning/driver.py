@@ -58,6 +58,7 @@ class Cluster:
     config: PlannerConfig = field(default_factory=PlannerConfig)
     now: datetime = T0
     pods: dict[tuple[TaskId, int], ObservedAttempt] = field(default_factory=dict)
+    origin: list[ObservedAttempt] = field(default_factory=list)   # a resumeFrom origin's
     plans: list[Plan] = field(default_factory=list)
 
     @property
@@ -69,7 +70,8 @@ class Cluster:
         return dict(self.cr.get("status") or {})
 
     def reconcile(self) -> Plan:
-        result = plan(self.flow, RunModel.from_cr(self.cr), self.observed, self.now, self.config)
+        result = plan(self.flow, RunModel.from_cr(self.cr), self.observed, self.now, self.config,
+                      origin=self.origin)
         # never start an attempt that was already observed
         for start in result.starts:
             assert (start.task, start.attempt) not in self.pods, start

@@ -226,3 +226,47 @@ def test_the_planning_package_imports_no_io() -> None:
             for name in names:
                 assert not any(name == f or name.startswith(f + ".") for f in FORBIDDEN), \
                     f"{module.name} imports {name}"
+
+
+def origin_of(cluster: Cluster) -> list[ObservedAttempt]:
+    """What the operator pins of a finished run for a `resumeFrom` run: each task's
+    newest attempt (the planner keeps the succeeded ones)."""
+    newest: dict[TaskId, ObservedAttempt] = {}
+    for (task, _), pod in sorted(cluster.pods.items(), key=lambda item: item[0][1]):
+        newest[task] = pod
+    return list(newest.values())
+
+
+def test_resume_from_another_run_clones_what_succeeded_and_reruns_the_failed_tasks() -> None:
+    origin = failed_foreach_run()
+    cluster = Cluster(FlowModel.from_spec(FOREACH), flowrun(
+        "run-2", maxParallelism=50, resumeFrom={"run": "run-1"}), succeed(splits={"start": 5}),
+        origin=origin_of(origin))
+    first = cluster.reconcile()
+    assert [(s.task.task, s.attempt) for s in first.starts] == [("1", 0), ("3", 0)]
+    assert first.status["originRun"] == "run-1" and first.status["phase"] == "Pending"
+    body = by_name(first.status)["body"]
+    assert body["tasks"]["cloned"] == 3 and body["tasks"]["succeeded"] == 3
+    assert by_name(first.status)["start"]["tasks"]["cloned"] == 1
+    assert "attempts" not in by_name(first.status)["start"]     # nothing ran here
+    status = cluster.run()
+    assert status["phase"] == "Succeeded"
+    ran = sorted((t.step, t.task, a) for (t, a) in cluster.pods)
+    assert ran == [("body", "1", 0), ("body", "3", 0), ("end", "0", 0), ("join", "0", 0)]
+    assert by_name(status)["join"]["tasks"]["cloned"] == 0
+
+
+def test_resume_from_a_step_of_another_run_reruns_it_and_everything_after() -> None:
+    origin = Cluster(FlowModel.from_spec(LINEAR), flowrun(), succeed())
+    assert origin.run()["phase"] == "Succeeded"
+    cluster = Cluster(FlowModel.from_spec(LINEAR), flowrun(
+        "run-2", resumeFrom={"run": "run-1", "step": "a"}), succeed(), origin=origin_of(origin))
+    status = cluster.run()
+    assert status["phase"] == "Succeeded"
+    assert sorted((t.step, a) for (t, a) in cluster.pods) == [("a", 0), ("end", 0)]
+    assert [s["tasks"]["cloned"] for s in status["steps"]] == [1, 0, 0]
+    # from the start step: nothing is cloned
+    fresh = Cluster(FlowModel.from_spec(LINEAR), flowrun(
+        "run-3", resumeFrom={"run": "run-1", "step": "start"}), succeed(),
+        origin=origin_of(origin))
+    assert fresh.run()["phase"] == "Succeeded" and len(fresh.pods) == 3

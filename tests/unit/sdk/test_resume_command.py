@@ -89,7 +89,8 @@ def test_next_resume_clears_or_sets_the_step() -> None:
     ("Running", "FlowRun r in namespace ml is Running, not Failed"),
     ("Succeeded", "is Succeeded, not Failed"),
     (None, "is not started yet, not Failed"),
-    ("Stopped", "a stopped run cannot be resumed in place. Start a new run"),
+    ("Stopped", "a stopped run cannot be resumed in place. Create a new run with "
+                "spec.resumeFrom.run"),
 ])
 def test_only_a_failed_run_can_be_resumed(phase: str | None, message: str) -> None:
     with pytest.raises(SubmitError, match=message.replace(".", r"\.")):

@@ -119,3 +119,20 @@ def test_code_packages(store: Datastore) -> None:
     store.objects.put(f"code/{'1' * 64}.tar.gz", b"x")
     with pytest.raises(CorruptArtifact):
         store.get_code_package("1" * 64)
+
+
+def test_clone_attempt_copies_the_records_not_the_data(store: Datastore) -> None:
+    origin = TaskKey("default", "TrainFlow", "train-1-aaaa", "fit", "0")
+    clone = TaskKey("default", "TrainFlow", "train-2-bbbb", "fit", "0")
+    run_attempt(store, origin, 100, {"model": [1, 2, 3]})
+    meta = store.clone_attempt(origin.attempt(100), clone.attempt(0))
+    assert meta.extra["cloned_from"] == "TrainFlow/train-1-aaaa/fit/0/100"
+    assert store.latest_done_attempt(clone) == 0
+    assert store.read_index(clone.attempt(0)) == store.read_index(origin.attempt(100))
+    index = store.read_index(clone.attempt(0))
+    assert store.load(index["model"]) == [1, 2, 3]
+    assert store.read_meta(clone.attempt(0)).succeeded
+    assert store.clone_attempt(origin.attempt(100), clone.attempt(0)) == meta  # idempotent
+    with pytest.raises(StoreError, match="no DONE marker"):
+        store.clone_attempt(origin.attempt(7), clone.attempt(0))
+

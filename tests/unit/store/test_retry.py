@@ -89,6 +89,40 @@ def test_deadline_stops_retrying() -> None:
     assert now[0] <= 5.0
 
 
+def _seconds_until_given_up(policy: RetryPolicy) -> float:
+    """How long `with_retries` keeps retrying a server that refuses every request."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def op() -> None:
+        raise ConnectionRefusedError("refused")
+
+    with pytest.raises(StoreUnavailable):
+        with_retries(op, policy, is_transient, "x", sleep=sleep, clock=lambda: now[0])
+    return now[0]
+
+
+class _Shortest(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+def test_the_default_policy_gives_up_after_its_eight_tries_long_before_its_deadline() -> None:
+    # Why a store outage of ~10 s failed tasks: 7 waits of 8-16 s, though deadline=60.
+    assert 8 <= _seconds_until_given_up(RetryPolicy()) <= 16.2
+
+
+@pytest.mark.parametrize("deadline", [0.5, 10.0, 60.0, 300.0])
+def test_a_policy_until_a_deadline_retries_for_that_long(deadline: float) -> None:
+    policy = RetryPolicy.until(deadline)
+    assert policy.deadline == deadline
+    # Even the shortest waits outlast the deadline: the tries never run out first.
+    assert sum(policy.delays(_Shortest())) > deadline
+    assert deadline - policy.max_delay <= _seconds_until_given_up(policy) <= deadline
+
+
 @pytest.mark.parametrize(("exc", "transient"), [
     (s3_error("SlowDown", 503), True),
     (s3_error("InternalError", 500), True),
