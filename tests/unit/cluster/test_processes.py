@@ -78,6 +78,12 @@ def test_find_components_matches_marker_and_folder(tmp_path: Path) -> None:
     other = processes.start([sys.executable, "-c", code, f"{tmp_path}/else/x"],
                             tmp_path / "b.log")
     try:
+        # Right after the fork the child still shows our argv: wait until it has exec'd.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+                code in Path(f"/proc/{p.pid}/cmdline").read_bytes().decode(errors="replace")
+                for p in (ours, other)):
+            time.sleep(0.01)
         found = processes.find_components(folder, ["python"])
         assert ours.pid in found
         assert other.pid not in found
