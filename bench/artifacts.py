@@ -79,7 +79,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -200,6 +200,27 @@ class S3Server:
 # ---------------------------------------------------------- process sampling
 
 
+class BackgroundLoop:
+    """`with` runs `self._loop()` on a daemon thread; leaving sets `self._stop` (which
+    `_loop` polls) and joins it. Subclasses are dataclasses with the two fields below."""
+
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+
+
 @dataclass
 class Seen:
     ppid: int
@@ -208,7 +229,7 @@ class Seen:
 
 
 @dataclass
-class Sampler:
+class Sampler(BackgroundLoop):
     """Polls the process trees under `roots`: VmHWM of each process, and the
     remote addresses of their sockets that are not loopback."""
 
@@ -218,16 +239,6 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
-
-    def __enter__(self) -> Sampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
 
     def add_root(self, pid: int) -> None:
         with self._lock:

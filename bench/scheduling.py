@@ -68,7 +68,7 @@ from typing import Any, cast
 import psutil
 from kubernetes import client, config, watch
 
-from artifacts import clean_env, metaflow_python, package_version
+from artifacts import BackgroundLoop, clean_env, metaflow_python, package_version
 from kflow import api_types
 from kflow.cluster import s3, supervisor
 from kflow.cluster.components import Layout
@@ -467,7 +467,7 @@ def run_metaflow(mf: Path, mf_args: tuple[str, ...], kube: Kube, work: Path, sce
 
 
 @dataclass
-class RssSampler:
+class RssSampler(BackgroundLoop):
     """The operator's RSS every RSS_POLL_S, and its VmHWM (the kernel's peak)."""
 
     pid: int
@@ -475,16 +475,6 @@ class RssSampler:
     hwm_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
 
     def _loop(self) -> None:
         proc = psutil.Process(self.pid)

@@ -114,6 +114,18 @@ def wait_resumed(cluster: TestCluster, op: Operator, namespace: str, name: str,
                     timeout=base.RUN_TIMEOUT, interval=0.5)
 
 
+def failed_marker_run(cluster: TestCluster, namespace: str, op: Operator, tmp_path: Path,
+                      name: str) -> tuple[dict[str, Any], Path]:
+    """A run of marker_flow.py that failed in `check` (its marker file missing), and
+    the marker file to create before resuming it."""
+    marker = tmp_path / "marker"
+    deploy(op, "marker_flow.py")
+    base.apply_run(cluster, namespace, tmp_path, name, "marker-flow", {"marker": str(marker)})
+    run = base.wait_finished(cluster, op, namespace, name)
+    assert run["status"]["phase"] == "Failed", json.dumps(run["status"], indent=1)
+    return run, marker
+
+
 def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in run["status"]["steps"]}
 
@@ -178,13 +190,8 @@ def test_a_deleted_running_pod_is_retried_as_an_infrastructure_failure(
 def test_a_failed_run_resumes_in_place_and_keeps_what_succeeded(
         cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
         tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    deploy(operator, "marker_flow.py")
-    base.apply_run(cluster, namespace, tmp_path, "marker-1", "marker-flow",
-                   {"marker": str(marker)})
-    run = base.wait_finished(cluster, operator, namespace, "marker-1")
+    run, marker = failed_marker_run(cluster, namespace, operator, tmp_path, "marker-1")
     failure = run["status"]["failure"]
-    assert run["status"]["phase"] == "Failed", json.dumps(run["status"], indent=1)
     assert (failure["step"], failure["reason"], failure["attempt"]) == ("check", "UserError", 0)
     assert f"kubectl logs -n {namespace} -l kflow.dev/run=marker-1" in failure["message"]
 
@@ -222,12 +229,7 @@ def test_a_failed_run_resumes_in_place_and_keeps_what_succeeded(
 def test_flow_file_resume_command_resumes_a_failed_run_from_a_step(
         cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
         tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    deploy(operator, "marker_flow.py")
-    base.apply_run(cluster, namespace, tmp_path, "marker-2", "marker-flow",
-                   {"marker": str(marker)})
-    run = base.wait_finished(cluster, operator, namespace, "marker-2")
-    assert run["status"]["phase"] == "Failed", json.dumps(run["status"], indent=1)
+    run, marker = failed_marker_run(cluster, namespace, operator, tmp_path, "marker-2")
 
     marker.touch()
     done = flow_cli(operator, "marker_flow.py", "resume", "marker-2", "--step", "check")
@@ -281,12 +283,7 @@ def test_a_finished_run_is_deleted_after_its_ttl_and_its_history_stays_in_the_st
 def test_a_new_run_resumes_from_a_failed_one_cloning_what_succeeded(
         cluster: TestCluster, namespace: str, operator: Operator, s3_credentials: Path,
         tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    deploy(operator, "marker_flow.py")
-    base.apply_run(cluster, namespace, tmp_path, "origin-1", "marker-flow",
-                   {"marker": str(marker)})
-    origin = base.wait_finished(cluster, operator, namespace, "origin-1")
-    assert origin["status"]["phase"] == "Failed", json.dumps(origin["status"], indent=1)
+    origin, marker = failed_marker_run(cluster, namespace, operator, tmp_path, "origin-1")
 
     marker.touch()
     manifest = {"apiVersion": "kflow.dev/v1alpha1", "kind": "FlowRun",
