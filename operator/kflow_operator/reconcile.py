@@ -19,7 +19,8 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    saying what to fix.
 4. The run's pods (label selector, then the owner uid) → `observe_pod` → `plan`.
    Deleted pods stay until the run no longer needs them (`Reconciler._release`).
-5. Stops, then starts (each paced by the pod token bucket), then the status in one
+5. Stops, then starts (each paced by the pod token bucket; up to `CREATE_WORKERS`
+   creates at once), then the status in one
    merge patch (paced by the status bucket; skipped when unchanged), then the Events
    (after the status, so a failed write does not repeat them). A write that changes
    the phase or ``startedAt`` calls ``flow_changed(namespace, flow)``: the Flow's
@@ -43,7 +44,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -69,6 +71,8 @@ __all__ = ["SNAPSHOT_KEY", "Reconciler", "snapshot_name"]
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY: Final = "flow.json"
+CREATE_WORKERS: Final = 8
+"""Pod creates one reconcile makes at once (each still paced by the pod token bucket)."""
 _CACHE_SIZE: Final = 512
 
 
@@ -120,6 +124,7 @@ class Reconciler:
                                           config.status_write_burst,
                                           on_wait=self._metrics.throttled("status-write"))
         self._snapshots: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._creators: ThreadPoolExecutor | None = None
 
     # -- the Flow snapshot --------------------------------------------------------------
 
@@ -281,8 +286,7 @@ class Reconciler:
         # build_pod checks the pin against the run's status: give it the new one.
         pinned_run = {**run, "status": status}
         try:
-            for start in decided.starts:
-                self._start(flow, pinned_run, start, origin_run_id)
+            self._start_all(flow, pinned_run, decided.starts, origin_run_id)
         except (PodSpecError, InvalidRequest) as exc:
             return self._fail(run, model, _Invalid("InvalidPod", str(exc)), base=status)
         self._write_status(run, status)
@@ -331,6 +335,25 @@ class Reconciler:
             if metadata.get("deletionTimestamp") and api_types.FINALIZER_STEP in (
                     metadata.get("finalizers") or ()):
                 self._kube.release_pod(pod)
+
+    def _start_all(self, flow: Mapping[str, Any], run: Mapping[str, Any],
+                   starts: Sequence[StartTask], origin_run_id: str | None) -> None:
+        """Create the pods of `starts`, up to `CREATE_WORKERS` at once (a fan-out does not
+        wait for one create after the other); every create is tried, then the first
+        error (in the planner's order) is raised: a rejected pod before a transient one."""
+        if len(starts) <= 1:
+            for start in starts:
+                self._start(flow, run, start, origin_run_id)
+            return
+        if self._creators is None:
+            self._creators = ThreadPoolExecutor(CREATE_WORKERS,
+                                                thread_name_prefix="kflow-create")
+        futures = [self._creators.submit(self._start, flow, run, start, origin_run_id)
+                   for start in starts]
+        errors = [exc for exc in (f.exception() for f in futures) if exc is not None]
+        rejected = [e for e in errors if isinstance(e, PodSpecError | InvalidRequest)]
+        if rejected or errors:
+            raise (rejected or errors)[0]
 
     def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
                origin_run_id: str | None) -> None:

@@ -139,6 +139,19 @@ def test_pod_succeeds_and_its_output_is_readable(cluster: TestCluster, namespace
     assert "on stderr" in out
 
 
+def test_a_pods_cpu_request_sets_its_weight_against_the_control_plane(
+        cluster: TestCluster, namespace: str) -> None:
+    code = "import os; print('nice', os.nice(0))"
+    make_pod(cluster, namespace, "small", code, containers=[
+        container(code, resources={"requests": {"cpu": "100m"}})])
+    make_pod(cluster, namespace, "whole", code, containers=[
+        container(code, resources={"requests": {"cpu": "1"}})])
+    for name, nice in (("small", 10), ("whole", 0)):
+        assert wait_phase(cluster, namespace, name, "Succeeded", "Failed").status.phase == \
+            "Succeeded"
+        assert logs(cluster, namespace, name).split() == ["nice", str(nice)]
+
+
 def test_failing_pod_reports_exit_code_and_termination_message(
     cluster: TestCluster, namespace: str
 ) -> None:

@@ -1,11 +1,11 @@
 """One container of one pod on the node: its runtime slot, start and exit.
 
 Owns `Slot` (the mutable per-container record a pod worker keeps: state, last state,
-restart count, back-off entry, process), `launch` (image map → argv, env
-resolution, working dir, termination-message file, log file, process start, memory
-limit, Pulled/Created/Started events) and `collect_exit` (returncode → Terminated
-with reason and termination message). Only the owning pod worker touches a Slot
-(the memory watcher only sets `oom`). Imports nothing from kflow outside
+restart count, back-off entry, process), `launch` (image map → argv, env resolution,
+working dir, termination-message file, log file, process start at the CPU request's
+weight, memory limit, Pulled/Created/Started events) and `collect_exit` (returncode →
+Terminated with reason and termination message). Only the owning pod worker touches a
+Slot (the memory watcher only sets `oom`). Imports nothing from kflow outside
 `kflow.cluster.node`.
 
 Termination messages: there is no mount namespace, so each instance gets its own
@@ -33,6 +33,7 @@ from kflow.cluster.node.policy import (
     FALLBACK_LOG_BYTES,
     FALLBACK_LOG_LINES,
     Backoff,
+    cpu_nice,
     termination_message,
 )
 from kflow.cluster.node.process import ContainerProcess, StartError, start_process
@@ -154,7 +155,8 @@ def launch(
         )
     ctx.events.normal(pod, "Created", f"Created container: {slot.name}", slot.name)
     try:
-        process = start_process(plan.argv, env, cwd, log_path, ctx.pgid_dir)
+        process = start_process(plan.argv, env, cwd, log_path, ctx.pgid_dir,
+                                nice=cpu_nice(_cpu_request(spec)))
     except StartError as exc:
         slot.started_once = True
         slot.state = Terminated(
@@ -180,6 +182,19 @@ def launch(
         ctx.memory.add(process.pid, int(parse_quantity(limit)), exceeded)
     ctx.events.normal(pod, "Started", f"Started container {slot.name}", slot.name)
     return True
+
+
+def _cpu_request(spec: dict[str, Any]) -> float | None:
+    """The container's CPU request in cores (its limit when only that is set), or None."""
+    resources = spec.get("resources") or {}
+    for kind in ("requests", "limits"):
+        value = (resources.get(kind) or {}).get("cpu")
+        if value is not None:
+            try:
+                return float(parse_quantity(str(value)))
+            except ValueError:
+                return None
+    return None
 
 
 def collect_exit(

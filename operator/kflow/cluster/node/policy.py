@@ -1,4 +1,5 @@
-"""kubelet's small rules: restarts, crash-loop back-off, deadlines, termination messages.
+"""kubelet's small rules: restarts, crash-loop back-off, deadlines, termination messages,
+CPU weight.
 
 Owns the arithmetic and decisions only; pure (times are passed in, monotonic
 seconds for back-off). Imports nothing from kflow outside `kflow.cluster.node`.
@@ -7,10 +8,18 @@ Back-off is kubelet's `flowcontrol.Backoff` as used by `doBackOff`: the first cr
 restarts at once and creates an entry of 10 s; each later crash waits the entry's
 delay counted from the container's finish time, then doubles it up to 300 s. An entry
 not touched for 2 x 300 s starts over at 10 s.
+
+CPU weight: a kubelet puts a container in a cgroup whose ``cpu.shares`` is its CPU
+request in millicores * 1024 / 1000 (at least 2; 2 without a request), while the
+control plane runs outside with the default 1024. Without cgroups here, the same
+proportion comes from the nice value (the kernel's weight falls by ~1.25x per step):
+a 100m step pod gets nice 10 (weight 110 against 1024), a 1-CPU pod nice 0, so step
+pods cannot starve the control plane and the operator, as on a real node.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,3 +126,13 @@ def termination_message(
     if policy == "FallbackToLogsOnError" and failed and log_tail:
         return log_tail
     return None
+
+
+def cpu_nice(cpu_request_cores: float | None) -> int:
+    """The nice value giving a container the CPU weight its request gives it on a real
+    node (``cpu.shares`` = millicores * 1024 / 1000, at least 2; 2 without a request)
+    against the default weight 1024 of the processes outside pods: 0 … 19."""
+    shares = max(2.0, (cpu_request_cores or 0.0) * 1024.0)
+    if shares >= 1024.0:
+        return 0
+    return min(19, round(math.log(1024.0 / shares) / math.log(1.25)))

@@ -1,9 +1,10 @@
 """Container processes: one process group (and session) per container instance.
 
-Owns: starting a container's argv with `start_new_session=True`, piping its stdout and
-stderr into its CRI log file, the `<state-dir>/pgids/<pgid>` marker files (created at
-start, removed once the group is reaped: the supervisor kills whatever is left there
-after the node exits), signalling and reaping groups, and the memory watcher.
+Owns: starting a container's argv with `start_new_session=True` at its CPU weight's nice
+value (`policy.cpu_nice`), piping its stdout and stderr into its CRI log file, the
+`<state-dir>/pgids/<pgid>` marker files (created at start, removed once the group is
+reaped: the supervisor kills whatever is left there after the node exits), signalling
+and reaping groups, and the memory watcher.
 
 Memory limits: the cgroup v2 memory controller is not usable on this machine (cgroup
 v1 only, no delegation), so limits are enforced by polling. Every ~100 ms the watcher
@@ -121,8 +122,10 @@ def start_process(
     cwd: str,
     log_path: Path,
     pgid_dir: Path,
+    nice: int = 0,
 ) -> ContainerProcess:
-    """Start argv in a new session, output to `log_path`; raise StartError if exec fails."""
+    """Start argv in a new session at `nice` (the container's CPU weight, see
+    `policy.cpu_nice`), output to `log_path`; raise StartError if exec fails."""
     writer = LogWriter(log_path)
     try:
         popen = subprocess.Popen(
@@ -138,6 +141,9 @@ def start_process(
     except (OSError, ValueError) as exc:
         writer.close()
         raise StartError(f"failed to start container process {list(argv)!r}: {exc}") from exc
+    if nice > 0:        # the new group (pgid = pid); children inherit it (no preexec_fn:
+        with contextlib.suppress(OSError):     # it is unsafe in a threaded process)
+            os.setpriority(os.PRIO_PGRP, popen.pid, nice)
     marker = _mark(pgid_dir, popen.pid)
     process = ContainerProcess(popen, writer, marker)
     process._start_pumps()

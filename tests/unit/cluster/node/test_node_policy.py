@@ -10,6 +10,7 @@ from kflow.cluster.node.policy import (
     BACKOFF_MAX,
     Backoff,
     backoff_message,
+    cpu_nice,
     deadline_exceeded,
     go_duration,
     grace_seconds,
@@ -94,3 +95,9 @@ def test_termination_message() -> None:
     assert termination_message(b"", "FallbackToLogsOnError", True, "tail") == "tail"
     assert termination_message(b"", "FallbackToLogsOnError", False, "tail") is None
     assert termination_message(b"file", "FallbackToLogsOnError", True, "tail") == "file"
+
+
+@pytest.mark.parametrize(("cores", "nice"), [
+    (None, 19), (0.001, 19), (0.1, 10), (0.25, 6), (0.5, 3), (1.0, 0), (4.0, 0)])
+def test_cpu_nice_mirrors_cpu_shares(cores: float | None, nice: int) -> None:
+    assert cpu_nice(cores) == nice
