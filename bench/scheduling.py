@@ -16,8 +16,11 @@ What is measured, all in one run of this script:
   (the later of its parents' finish and the k-th finish of the run's earlier
   tasks), so queueing behind the cap is not counted as overhead; the raw
   `created-at - kflow.dev/ready-at` (the operator's own reading) is recorded too.
-  p50 and p95 over the transitions of every kflow run of both flows; the issue's
-  target is p95 < 250 ms (reported, never asserted).
+  The headline (the issue's "per step transition", target p95 < 250 ms, reported,
+  never asserted) is over the *step* transitions of every kflow run of both flows:
+  a child pod after its parents (linear, a foreach body after its split, a join);
+  a `slot` refill (a task of the same step that waited for a free slot) is
+  reported apart, and with everything ("every pod").
 - step gap, both systems: a parent's user code end -> its child's user code start
   (kflow: the runner's `userFinishedAt` / `userStartedAt`; Metaflow: the flow's own
   `time.time()` marks, BENCH_MARKS). For kflow that is persist + transition + pod
@@ -314,6 +317,9 @@ def foreach_steps(flow: dict[str, Any]) -> set[str]:
 
 
 KINDS = ("linear", "fanout", "join", "slot")
+STEP_KINDS = ("linear", "fanout", "join")
+"""Step transitions (the issue's target): a child pod after its parents finished. A
+`slot` refill is a task of the same step waiting for one of maxParallelism's slots."""
 
 
 @dataclass
@@ -561,12 +567,14 @@ def report(kflow_runs: list[KflowRun], mf_runs: list[MetaflowRun],
         headline.missing += r.trans.missing
         headline.slot_waits += r.trans.slot_waits
     trans = summary(headline.to_create)
+    steps = summary([x for k in STEP_KINDS for x in headline.by_kind[k]])
     out: dict[str, Any] = {
+        "step_transition_s": steps,
         "transition_s": trans | {"slot_waits": headline.slot_waits,
                                  "missing_clocks": headline.missing},
         "transition_by_kind_s": {k: summary(v) for k, v in headline.by_kind.items()},
         "ready_to_create_s": summary(headline.ready_to_create),
-        "target_p95_under_250ms": trans.get("p95", 1e9) < 0.25,
+        "target_p95_under_250ms": steps.get("p95", 1e9) < 0.25,
         "scenarios": {},
     }
     for scenario in SCENARIOS:
@@ -601,11 +609,15 @@ def report(kflow_runs: list[KflowRun], mf_runs: list[MetaflowRun],
 
 def print_summary(results: dict[str, Any]) -> None:
     t, r = results["transition_s"], results["ready_to_create_s"]
+    st = results["step_transition_s"]
     print()
-    print(f"transition (parent runner finished → child pod created-at), {t.get('n', 0)} "
-          f"transitions: p50 {t.get('p50', 0) * 1000:.0f} ms  p95 {t.get('p95', 0) * 1000:.0f} "
-          f"ms  max {t.get('max', 0) * 1000:.0f} ms  (target p95 < 250 ms: "
-          f"{'met' if results['target_p95_under_250ms'] else 'NOT met'})")
+    print(f"step transitions (parent runner finished → child pod created-at; linear, fanout, "
+          f"join), {st.get('n', 0)}: p50 {st.get('p50', 0) * 1000:.0f} ms  p95 "
+          f"{st.get('p95', 0) * 1000:.0f} ms  max {st.get('max', 0) * 1000:.0f} ms  (target "
+          f"p95 < 250 ms: {'met' if results['target_p95_under_250ms'] else 'NOT met'})")
+    print(f"every pod, slot refills included, {t.get('n', 0)}: p50 "
+          f"{t.get('p50', 0) * 1000:.0f} ms  p95 {t.get('p95', 0) * 1000:.0f} ms  max "
+          f"{t.get('max', 0) * 1000:.0f} ms")
     for kind, k in results["transition_by_kind_s"].items():
         if k.get("n"):
             print(f"  {kind:<7} {k['n']:>4}: p50 {k['p50'] * 1000:5.0f} ms  p95 "

@@ -73,7 +73,7 @@ __all__ = ["SNAPSHOT_KEY", "Reconciler", "snapshot_name"]
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY: Final = "flow.json"
-CREATE_WORKERS: Final = 8
+CREATE_WORKERS: Final = 16
 """Pod creates one reconcile makes at once (each still paced by the pod token bucket)."""
 _CACHE_SIZE: Final = 512
 
