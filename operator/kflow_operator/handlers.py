@@ -142,4 +142,4 @@ def step_pod_event(body: Mapping[str, Any], memo: Any, type: str | None = None,
     (event-driven progress)."""
     run = memo.pods.observe(body, deleted=type == "DELETED")
     if run is not None:
-        memo.runs.reconcile_or_retry(run, "the reconcile after a pod event")
+        memo.runs.wake(run)

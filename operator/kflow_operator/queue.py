@@ -8,6 +8,10 @@ and the running reconcile goes around once more when it finishes. So at most one
 reconcile per run runs at any time, a burst of pod events costs at most two
 reconciles, and no worker thread waits on another's lock.
 
+`RunQueue.wake(key)` is the same from a worker thread of the queue's own pool: it returns
+at once, so the pod watch (whose events feed the pod index the reconciles read) is never
+held up behind reconciles; a wake of a run already queued or reconciling is folded in.
+
 After each reconcile the planner's ``requeue_after`` arms one timer per run (the
 previous timer is cancelled): the only periodic work is a timed decision the planner
 asked for (a retry's back-off, a pending timeout). A timer's reconcile that fails
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kflow_operator.k8s import TransientKubeError
@@ -30,23 +35,51 @@ __all__ = ["RunKey", "RunQueue"]
 log = logging.getLogger(__name__)
 
 RunKey = tuple[str, str]          # (namespace, name)
+WORKERS = 8
+"""Threads that run the reconciles woken by `RunQueue.wake` (the pod watch's)."""
 
 
 @dataclass
 class _RunState:
     running: bool = False
     dirty: bool = False
+    queued: bool = False         # a `wake` waits for a worker
     timer: threading.Timer | None = field(default=None, repr=False)
 
 
 class RunQueue:
     """Serializes and coalesces the reconciles of each run (see the module docstring)."""
 
-    def __init__(self, reconcile: Callable[[str, str], float | None]) -> None:
+    def __init__(self, reconcile: Callable[[str, str], float | None],
+                 workers: int = WORKERS) -> None:
         self._reconcile = reconcile
         self._lock = threading.Lock()
         self._runs: dict[RunKey, _RunState] = {}
         self._closed = False
+        self._workers = ThreadPoolExecutor(workers, thread_name_prefix="kflow-reconcile")
+
+    def wake(self, key: RunKey) -> None:
+        """Reconcile `key` soon on one of the queue's worker threads, and return at once
+        (the pod watch must not wait for reconciles: its events would queue up behind
+        them). A wake while the run is queued or reconciling is folded into that."""
+        with self._lock:
+            if self._closed:
+                return
+            state = self._runs.setdefault(key, _RunState())
+            if state.running:
+                state.dirty = True
+                return
+            if state.queued:
+                return
+            state.queued = True
+        self._workers.submit(self._woken, key)
+
+    def _woken(self, key: RunKey) -> None:
+        with self._lock:
+            state = self._runs.get(key)
+            if state is not None:
+                state.queued = False
+        self.reconcile_or_retry(key, "the reconcile after a pod event")
 
     def reconcile(self, key: RunKey) -> None:
         """Reconcile `key` now in this thread, or make the running reconcile go again.
@@ -89,6 +122,7 @@ class RunQueue:
                 if state.timer is not None:
                     state.timer.cancel()
             self._runs.clear()
+        self._workers.shutdown(wait=False, cancel_futures=True)
 
     def pending_timers(self) -> int:
         """How many runs have a timer armed (for probes and tests)."""
