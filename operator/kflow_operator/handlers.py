@@ -6,8 +6,8 @@ reconcile at a time per run, coalesced wake-ups, requeue timers):
 
 - a FlowRun is created, its spec or metadata changes, or the operator (re)starts;
 - any event of a step pod (``app.kubernetes.io/managed-by=kflow``,
-  ``app.kubernetes.io/component=step``) goes into the pod index (``memo.pods``, what
-  the reconciles read instead of listing) and wakes the FlowRun controlling it at once;
+  ``app.kubernetes.io/component=step``) wakes the FlowRun controlling it at once (on
+  the run queue's worker threads: the pod watch never waits behind reconciles);
 - the planner's ``requeue_after`` timers (armed by `RunQueue`).
 
 A Flow created, changed, or found at start-up reconciles its status
@@ -38,7 +38,6 @@ from kflow import api_types
 from kflow_operator.flows import FlowReconciler
 from kflow_operator.k8s import KubernetesKubeApi, TransientKubeError, load_api_client
 from kflow_operator.metrics import OperatorMetrics, serve
-from kflow_operator.podindex import PodIndex
 from kflow_operator.queue import RunKey, RunQueue
 from kflow_operator.reconcile import Reconciler
 from kflow_operator.settings import OperatorConfig, from_env
@@ -68,11 +67,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     kube = KubernetesKubeApi(load_api_client(), on_request=lambda verb, outcome:
                              metrics.kube_requests.inc(verb=verb, outcome=outcome))
     flows = RunQueue(metrics.timed("flow", FlowReconciler(kube).reconcile))
-    memo.pods = PodIndex()
     reconciler = Reconciler(kube, config, metrics=metrics,
                             flow_changed=lambda namespace, flow: _refresh(flows, (namespace,
-                                                                                  flow)),
-                            pods=memo.pods)
+                                                                                  flow)))
     memo.flows, memo.runs = flows, RunQueue(metrics.timed("flowrun", reconciler.reconcile))
     memo.metrics_server = None
     if config.metrics_port:
@@ -134,12 +131,19 @@ def flowrun_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> No
     _reconcile(memo.runs, (namespace or "", name))
 
 
+def _owner(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the FlowRun controlling `pod`, None if none."""
+    metadata = pod.get("metadata") or {}
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("kind") == api_types.FLOWRUN_KIND and ref.get("controller"):
+            return str(metadata.get("namespace") or ""), str(ref.get("name"))
+    return None
+
+
 @kopf.on.event("", "v1", "pods", labels=_STEP_PODS)
-def step_pod_event(body: Mapping[str, Any], memo: Any, type: str | None = None,
-                   **_: Any) -> None:
-    """A step pod changed (`type`, kopf's word: ADDED, MODIFIED, DELETED, None when
-    listed): record it in the pod index, then wake the FlowRun controlling it now
-    (event-driven progress)."""
-    run = memo.pods.observe(body, deleted=type == "DELETED")
+def step_pod_event(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A step pod changed: wake the FlowRun controlling it now (event-driven progress),
+    on the run queue's worker threads (`RunQueue.wake`)."""
+    run = _owner(body)
     if run is not None:
         memo.runs.wake(run)

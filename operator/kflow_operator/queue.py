@@ -9,8 +9,8 @@ reconcile per run runs at any time, a burst of pod events costs at most two
 reconciles, and no worker thread waits on another's lock.
 
 `RunQueue.wake(key)` is the same from a worker thread of the queue's own pool: it returns
-at once, so the pod watch (whose events feed the pod index the reconciles read) is never
-held up behind reconciles; a wake of a run already queued or reconciling is folded in.
+at once, so the pod watch is never held up behind reconciles; a wake of a run already
+queued or reconciling is folded in.
 
 After each reconcile the planner's ``requeue_after`` arms one timer per run (the
 previous timer is cancelled): the only periodic work is a timed decision the planner

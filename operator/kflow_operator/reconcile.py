@@ -17,8 +17,7 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    (condition ``Accepted=False``, reason ``FlowNotFound`` / ``FlowNotAccepted`` /
    ``InvalidParameter`` / ``InvalidResume`` / ``InvalidResumeFrom``) and a message
    saying what to fix.
-4. The run's pods (from the pod index the pod watch keeps, `kflow_operator.podindex`, or
-   a LIST by label selector; then the owner uid) → `observe_pod` → `plan`.
+4. The run's pods (label selector, then the owner uid) → `observe_pod` → `plan`.
    Deleted pods stay until the run no longer needs them (`Reconciler._release`).
 5. Stops, then starts (each paced by the pod token bucket; up to `CREATE_WORKERS`
    creates at once), then the status in one
@@ -62,7 +61,6 @@ from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
 from kflow_operator.observe import NotAStepPod, observe_pod, owner_uid
 from kflow_operator.origin import OriginError, origin_attempts, pin_origin
-from kflow_operator.podindex import PodIndex
 from kflow_operator.podspec import PodSpecError, build_pod
 from kflow_operator.ratelimit import TokenBucket
 from kflow_operator.settings import OperatorConfig
@@ -112,7 +110,7 @@ class Reconciler:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  metrics: OperatorMetrics | None = None,
                  flow_changed: Callable[[str, str], None] = lambda namespace, flow: None,
-                 pods: PodIndex | None = None) -> None:
+                 ) -> None:
         self._kube = kube
         self._config = config
         self._clock = clock
@@ -127,7 +125,6 @@ class Reconciler:
                                           on_wait=self._metrics.throttled("status-write"))
         self._snapshots: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._creators: ThreadPoolExecutor | None = None
-        self._pods = pods
 
     # -- the Flow snapshot --------------------------------------------------------------
 
@@ -236,12 +233,10 @@ class Reconciler:
         """Bring FlowRun `namespace/name` one step closer to done; seconds to the next
         timed decision (None: wait for an event)."""
         run = self._kube.get_flowrun(namespace, name)
-        pods = self._run_pods(namespace, name)
+        pods = self._kube.list_pods(namespace, naming.run_selector(name), None)
         if run is None or (run.get("metadata") or {}).get("deletionTimestamp"):
             self._metrics.run_phase(namespace, name, None)
             self._release(pods)           # the run is gone: nothing needs its pods
-            if self._pods is not None and not pods:
-                self._pods.forget((namespace, name))
             return None
         mine = [pod for pod in pods if owner_uid(pod) == _uid(run)]
         self._release([pod for pod in pods if owner_uid(pod) != _uid(run)])  # older runs'
@@ -341,19 +336,6 @@ class Reconciler:
                     metadata.get("finalizers") or ()):
                 self._kube.release_pod(pod)
 
-    def _run_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        """The pods of the runs named `name` (any uid): from the pod index when it has
-        them (`kflow_operator.podindex`), else one LIST (which refreshes the index)."""
-        selector = naming.run_selector(name)
-        if self._pods is None:
-            return self._kube.list_pods(namespace, selector, None)
-        key = (namespace, name)
-        cached = self._pods.pods(key)
-        if cached is not None:
-            return cached
-        since = self._pods.mark()
-        return self._pods.listed(key, self._kube.list_pods(namespace, selector, None), since)
-
     def _start_all(self, flow: Mapping[str, Any], run: Mapping[str, Any],
                    starts: Sequence[StartTask], origin_run_id: str | None) -> None:
         """Create the pods of `starts`, up to `CREATE_WORKERS` at once (a fan-out does not
@@ -383,13 +365,8 @@ class Reconciler:
                         created_at=created_at)
         if self._kube.create_pod(pod):
             self._metrics.pod_created(start.ready_at, created_at)
-            if self._pods is not None:
-                self._pods.created(pod)
         else:
             log.info("pod %s was already there", pod["metadata"]["name"])
-            if self._pods is not None:       # the index missed it: list the run again
-                self._pods.invalidate((str(pod["metadata"]["namespace"]),
-                                       str(run["metadata"]["name"])))
 
     def _label(self, run: Mapping[str, Any]) -> None:
         """Add ``kflow.dev/flow`` to a FlowRun that lacks it (`kubectl get fr -l`)."""

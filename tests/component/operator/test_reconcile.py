@@ -17,7 +17,6 @@ from kflow.planning.model import Event
 from kflow_operator.flows import FlowReconciler
 from kflow_operator.metrics import OperatorMetrics
 from kflow_operator.observe import owner_uid
-from kflow_operator.podindex import PodIndex
 from kflow_operator.podspec import ANNOTATION_CODE_SHA256, ANNOTATION_STOP_REASON
 from kflow_operator.reconcile import Reconciler
 from kflow_operator.settings import OperatorConfig
@@ -40,7 +39,6 @@ class FakeKube:
         self.status_writes = 0
         self.flow_status_writes = 0
         self.released: list[str] = []
-        self.lists = 0
 
     def get_flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.flowruns.get(name))
@@ -79,7 +77,6 @@ class FakeKube:
 
     def list_pods(self, namespace: str, selector: str,
                   owner: str | None) -> list[dict[str, Any]]:
-        self.lists += 1
         return [copy.deepcopy(p) for p in self.pods.values()
                 if owner is None or owner_uid(p) == owner]
 
@@ -385,19 +382,3 @@ def test_a_resume_from_an_unfinished_run_fails_with_what_to_do(kube: FakeKube) -
     assert "origin-1 is Pending, not finished; wait for it to end" in accepted["message"]
     assert "run-2-flow" not in kube.configmaps
 
-
-def test_with_a_pod_index_a_run_is_listed_once_then_read_from_the_watch(
-        kube: FakeKube) -> None:
-    index = PodIndex()
-    add_run(kube)
-    shell = Reconciler(kube, OperatorConfig(), clock=lambda: NOW, pods=index)
-    shell.reconcile(NS, "run-1")
-    assert kube.lists == 1 and list(kube.pods) == ["run-1-start-0-0"]
-    shell.reconcile(NS, "run-1")                 # our create is in the index: no LIST,
-    assert kube.lists == 1 and list(kube.pods) == ["run-1-start-0-0"]   # no new create
-    kube.succeed("start")
-    index.observe({**kube.pods["run-1-start-0-0"], "metadata": {
-        **kube.pods["run-1-start-0-0"]["metadata"], "resourceVersion": "7"}})  # the watch
-    shell.reconcile(NS, "run-1")
-    assert kube.lists == 1
-    assert sorted(kube.pods) == ["run-1-counts-0-0", "run-1-start-0-0", "run-1-sums-0-0"]
