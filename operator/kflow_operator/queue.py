@@ -63,16 +63,22 @@ class RunQueue:
         (the pod watch must not wait for reconciles: its events would queue up behind
         them). A wake while the run is queued or reconciling is folded into that."""
         with self._lock:
-            if self._closed:
-                return
-            state = self._runs.setdefault(key, _RunState())
-            if state.running:
-                state.dirty = True
-                return
-            if state.queued:
+            state = self._idle_state(key)
+            if state is None or state.queued:
                 return
             state.queued = True
         self._workers.submit(self._woken, key)
+
+    def _idle_state(self, key: RunKey) -> _RunState | None:
+        """(Lock held.) The run's state; None when the queue is closed, or when a
+        reconcile of the run is running (then marked to go once more)."""
+        if self._closed:
+            return None
+        state = self._runs.setdefault(key, _RunState())
+        if state.running:
+            state.dirty = True
+            return None
+        return state
 
     def _woken(self, key: RunKey) -> None:
         with self._lock:
@@ -87,12 +93,10 @@ class RunQueue:
         Errors propagate to the caller (kopf retries its handlers; `later` for others).
         """
         with self._lock:
-            if self._closed:
+            idle = self._idle_state(key)
+            if idle is None:
                 return
-            state = self._runs.setdefault(key, _RunState())
-            if state.running:
-                state.dirty = True
-                return
+            state = idle
             state.running = True
         try:
             while True:
