@@ -55,6 +55,10 @@ MANAGED_BY: Final = "kflow"                 # value of app.kubernetes.io/managed
 COMPONENT_STEP: Final = "step"              # app.kubernetes.io/component of step pods
 
 ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+ENV_TASK_READY_AT: Final = "KFLOW_TASK_READY_AT"
+ENV_TASK_CREATED_AT: Final = "KFLOW_TASK_CREATED_AT"
+"""In a step pod: the operator's readings (RFC 3339, ms) of when the task became runnable
+and when its pod was created, which the runner records in the task's ``timing``."""
 FINALIZER_STEP: Final = "kflow.dev/step"
 """On every step pod: the pod (the record of its attempt) outlives a deletion until the
 operator has seen its outcome and the run no longer needs it (docs/operator.md)."""

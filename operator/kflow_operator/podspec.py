@@ -78,8 +78,8 @@ ANNOTATION_STOP_REASON: Final = "kflow.dev/stop-reason"
 # `observe` reads them back for the status' overhead summary.
 ANNOTATION_READY_AT: Final = "kflow.dev/ready-at"
 ANNOTATION_CREATED_AT: Final = "kflow.dev/created-at"
-ENV_READY_AT: Final = "KFLOW_TASK_READY_AT"
-ENV_CREATED_AT: Final = "KFLOW_TASK_CREATED_AT"
+ENV_READY_AT: Final = api_types.ENV_TASK_READY_AT
+ENV_CREATED_AT: Final = api_types.ENV_TASK_CREATED_AT
 
 DEFAULT_REQUESTS: Final[Mapping[str, str]] = {"cpu": "100m", "memory": "256Mi"}
 RUNNER_COMMAND: Final = ("python", "-m", "kflow.runner")

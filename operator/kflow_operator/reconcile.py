@@ -53,9 +53,9 @@ from typing import Any, Final
 from kflow import api_types
 from kflow.api_types import ConditionStatus, ConditionType, FailureReason, RunPhase
 from kflow.planning import FlowModel, PlannerConfig, RunModel, StartTask, plan
-from kflow.planning.model import Event
+from kflow.planning.model import Event, ObservedAttempt
 from kflow.planning.run import format_time
-from kflow.planning.status import clip, condition
+from kflow.planning.status import MAX_RUN_MESSAGE, clip, condition
 from kflow_operator import naming
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
@@ -92,6 +92,18 @@ class _Invalid:
 
 def _uid(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+def _observe(pods: list[dict[str, Any]]) -> list[ObservedAttempt]:
+    """The attempts `pods` run (`observe_pod`); a pod without kflow's labels is logged
+    and left out."""
+    observed = []
+    for pod in pods:
+        try:
+            observed.append(observe_pod(pod))
+        except NotAStepPod as exc:
+            log.warning("%s", exc)
+    return observed
 
 
 def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,13 +227,8 @@ class Reconciler:
         namespace = str(run["metadata"]["namespace"])
         name = str(((run.get("spec") or {}).get("resumeFrom") or {}).get("run") or "")
         found = self._kube.get_flowrun(namespace, name) if name else None
-        observed = []
-        if found is not None:
-            for pod in self._kube.list_pods(namespace, naming.run_selector(name), _uid(found)):
-                try:
-                    observed.append(observe_pod(pod))
-                except NotAStepPod:
-                    continue
+        observed = [] if found is None else _observe(
+            self._kube.list_pods(namespace, naming.run_selector(name), _uid(found)))
         try:
             return pin_origin(run, found, observed, flow_spec)
         except OriginError as exc:
@@ -266,12 +273,7 @@ class Reconciler:
         if resume_problem is not None:
             return self._fail(run, model, _Invalid(*resume_problem))
 
-        observed = []
-        for pod in mine:
-            try:
-                observed.append(observe_pod(pod))
-            except NotAStepPod as exc:
-                log.warning("FlowRun %s/%s: %s", namespace, name, exc)
+        observed = _observe(mine)
         for seen in observed:
             if seen.state in ("succeeded", "failed"):
                 self._metrics.task_finished((_uid(run), seen.task.step, seen.task.task,
@@ -352,7 +354,7 @@ class Reconciler:
                    for start in starts]
         errors = [exc for exc in (f.exception() for f in futures) if exc is not None]
         rejected = [e for e in errors if isinstance(e, PodSpecError | InvalidRequest)]
-        if rejected or errors:
+        if errors:
             raise (rejected or errors)[0]
 
     def _start(self, flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
@@ -419,7 +421,7 @@ class Reconciler:
             ],
             "failure": {"reason": reason, "message": invalid.message},
             "reason": reason,                       # the Reason printer column
-            "message": clip(invalid.message, 4096),
+            "message": clip(invalid.message, MAX_RUN_MESSAGE),
             "finishedAt": old.get("finishedAt") if old.get("phase") == RunPhase.FAILED.value
             and old.get("finishedAt") else format_time(now),
             "resumeAttempt": max(model.resume_attempt, model.status_resume_attempt),

@@ -73,6 +73,7 @@ from kflow.planning.run import (
     parse_time,
 )
 from kflow.planning.status import (
+    MAX_RUN_MESSAGE,
     MAX_STEP_MESSAGE,
     MAX_STEP_REASON,
     clip,
@@ -322,7 +323,6 @@ def plan(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt], no
                 delete_run=expires is not None and expires <= now)
 
 
-
 def _finished(view: TaskView, now: datetime) -> datetime:
     latest = view.latest
     if latest is None:
@@ -492,7 +492,7 @@ def _status(flow: FlowModel, run: RunModel, observed: Sequence[ObservedAttempt],
     reason, message = _headline(graph, phase, failure)
     if reason:
         status["reason"] = clip(reason, MAX_STEP_REASON)
-        status["message"] = clip(message, 4096)
+        status["message"] = clip(message, MAX_RUN_MESSAGE)
     if run.resume_from_run or old.get("originRun"):
         status["originRun"] = run.resume_from_run or old["originRun"]
     overhead = run_overhead(observed)

@@ -17,10 +17,11 @@ from typing import Any
 
 from kflow.planning.run import format_time, parse_time
 
-__all__ = ["clip", "condition", "format_duration", "format_indexes"]
+__all__ = ["MAX_RUN_MESSAGE", "clip", "condition", "format_duration", "format_indexes"]
 
 MAX_INDEXES = 1024
 MAX_STEP_MESSAGE = 2048
+MAX_RUN_MESSAGE = 4096          # status.message and status.failure.message (the CRD's maxLength)
 MAX_STEP_REASON = 128
 
 

@@ -403,23 +403,17 @@ def _commit(writer: AttemptWriter, meta: TaskMetadata, code: ExitCode,
     return True
 
 
-READY_AT_ENV = "KFLOW_TASK_READY_AT"
-CREATED_AT_ENV = "KFLOW_TASK_CREATED_AT"
-
-
 def _pod_times(env: Mapping[str, str]) -> dict[str, float]:
     """The operator's readings passed through the pod (RFC 3339, ms): ``readyAt`` and
     ``createdAt`` as epoch seconds; absent, empty or unparsable ones are left out."""
-    from datetime import UTC, datetime
+    from kflow.api_types import ENV_TASK_CREATED_AT, ENV_TASK_READY_AT
+    from kflow.planning.run import parse_time
 
     times: dict[str, float] = {}
-    for key, name in (("readyAt", READY_AT_ENV), ("createdAt", CREATED_AT_ENV)):
-        text = env.get(name) or ""
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        times[key] = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    for key, name in (("readyAt", ENV_TASK_READY_AT), ("createdAt", ENV_TASK_CREATED_AT)):
+        parsed = parse_time(env.get(name))
+        if parsed is not None:
+            times[key] = parsed.timestamp()
     return times
 
 
