@@ -4,20 +4,26 @@ Owns: the argument contract the operator and the local mode use (see the
 package docstring for the full form), `parse_args` (pure: raises
 `UsageError`, never exits) and `main`, which runs one task and returns its
 exit code. Heavy modules (the store, the SDK, user code) are imported only
-after the arguments parse, so ``--help`` and usage errors are instant.
+after the arguments parse, so ``--help`` and usage errors are instant; and
+`leave`, how the task process ends once its result is out.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import os
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from kflow.runner.exitcodes import ExitCode, UsageError
 
-__all__ = ["TaskArgs", "build_parser", "main", "parse_args"]
+__all__ = ["TaskArgs", "build_parser", "leave", "main", "parse_args"]
 
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
 _TASK = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -128,3 +134,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kflow.runner.execute import run_task
 
     return int(run_task(args))
+
+
+def leave(code: int) -> NoReturn:
+    """End the task process with `code` as Python would, minus the interpreter's
+    teardown: wait for the threads the step left running, run the atexit handlers
+    (the user's too), flush stdout and stderr, then ``os._exit``. By then the record is
+    committed and the termination message written; tearing down every module and
+    object only delays the pod's end, and with it the next step (measured: ~0.5 s per
+    task with 16 tasks on 2 cores)."""
+    shutdown = getattr(threading, "_shutdown", None)     # what Py_Finalize calls first
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from kflow.store.backend import ObjectStore
@@ -197,9 +198,12 @@ class AttemptWriter:
         self._index = self._index.merged(refs)
 
     def finish(self, meta: TaskMetadata) -> None:
-        """Commit: meta.json with the outcome, artifacts.json, then DONE."""
+        """Commit: meta.json with the outcome and artifacts.json (side by side: readers
+        trust neither before DONE), then DONE."""
         layout, objects = self.store.layout, self.store.objects
-        objects.put(layout.meta(self.key), meta.to_json().encode())
-        objects.put(layout.artifacts(self.key), self._index.to_json().encode())
+        records = [(layout.meta(self.key), meta.to_json().encode()),
+                   (layout.artifacts(self.key), self._index.to_json().encode())]
+        with ThreadPoolExecutor(len(records), thread_name_prefix="kflow-commit") as pool:
+            list(pool.map(lambda record: objects.put(*record), records))
         done = {"attempt": self.key.attempt, "exit_status": meta.exit_status}
         objects.put(layout.done(self.key), json.dumps(done).encode())

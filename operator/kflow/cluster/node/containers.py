@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,9 +110,11 @@ def _fail_config(ctx: NodeContext, pod: dict[str, Any], slot: Slot, message: str
 
 
 def launch(
-    ctx: NodeContext, pod: dict[str, Any], slot: Slot, sandbox: Sandbox, now: datetime
+    ctx: NodeContext, pod: dict[str, Any], slot: Slot, sandbox: Sandbox, now: datetime,
+    on_exit: Callable[[], None] | None = None,
 ) -> bool:
-    """Start the slot's next instance; False (slot left waiting or terminated) if it can't."""
+    """Start the slot's next instance (`on_exit` called when it exits); False (slot
+    left waiting or terminated) if it can't."""
     spec = slot.spec
     instance = slot.restart_count
     term_file = sandbox.pod_dir / "termination" / slot.name / str(instance)
@@ -156,7 +159,7 @@ def launch(
     ctx.events.normal(pod, "Created", f"Created container: {slot.name}", slot.name)
     try:
         process = start_process(plan.argv, env, cwd, log_path, ctx.pgid_dir,
-                                nice=cpu_nice(_cpu_request(spec)))
+                                nice=cpu_nice(_cpu_request(spec)), on_exit=on_exit)
     except StartError as exc:
         slot.started_once = True
         slot.state = Terminated(

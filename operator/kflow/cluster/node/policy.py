@@ -12,7 +12,8 @@ not touched for 2 x 300 s starts over at 10 s.
 CPU weight: a kubelet puts a container in a cgroup whose ``cpu.shares`` is its CPU
 request in millicores * 1024 / 1000 (at least 2; 2 without a request), while the
 control plane runs outside with the default 1024. Without cgroups here, the same
-proportion comes from the nice value (the kernel's weight falls by ~1.25x per step):
+proportion comes from the nice value, set on the container's session group too (the
+kernel's autogroup; see `process._lower_priority`; weight falls by ~1.25x per step):
 a 100m step pod gets nice 10 (weight 110 against 1024), a 1-CPU pod nice 0, so step
 pods cannot starve the control plane and the operator, as on a real node.
 """

@@ -57,6 +57,17 @@ class ContainerProcess:
         self._reaped = False
         self.returncode: int | None = None
 
+    def _start_waiter(self, on_exit: Callable[[], None]) -> None:
+        """Call `on_exit` as soon as the main process exits (the worker polls then,
+        instead of at its next 100 ms tick). ``waitid(WNOWAIT)`` leaves the exit status
+        for `poll` to reap."""
+        def wait() -> None:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            on_exit()
+
+        threading.Thread(target=wait, daemon=True, name=f"exit-{self.pid}").start()
+
     def _start_pumps(self) -> None:
         for stream, source in (("stdout", self._popen.stdout), ("stderr", self._popen.stderr)):
             assert source is not None
@@ -123,9 +134,11 @@ def start_process(
     log_path: Path,
     pgid_dir: Path,
     nice: int = 0,
+    on_exit: Callable[[], None] | None = None,
 ) -> ContainerProcess:
     """Start argv in a new session at `nice` (the container's CPU weight, see
-    `policy.cpu_nice`), output to `log_path`; raise StartError if exec fails."""
+    `policy.cpu_nice`), output to `log_path`, `on_exit` called (on another thread) when
+    it exits; raise StartError if exec fails."""
     writer = LogWriter(log_path)
     try:
         popen = subprocess.Popen(
@@ -141,13 +154,27 @@ def start_process(
     except (OSError, ValueError) as exc:
         writer.close()
         raise StartError(f"failed to start container process {list(argv)!r}: {exc}") from exc
-    if nice > 0:        # the new group (pgid = pid); children inherit it (no preexec_fn:
-        with contextlib.suppress(OSError):     # it is unsafe in a threaded process)
-            os.setpriority(os.PRIO_PGRP, popen.pid, nice)
+    if nice > 0:
+        _lower_priority(popen.pid, nice)
     marker = _mark(pgid_dir, popen.pid)
     process = ContainerProcess(popen, writer, marker)
     process._start_pumps()
+    if on_exit is not None:
+        process._start_waiter(on_exit)
     return process
+
+
+def _lower_priority(pid: int, nice: int) -> None:
+    """Give the new session (pid = pgid = sid) the weight of `nice` against the
+    processes outside it. The kernel's autogroup scheduling (on by default) puts each
+    session in its own group, and a nice value counts only inside its group, so the
+    session's autogroup gets the nice too; the group's nice is what weighs against the
+    control plane. The process group's nice still orders the container's own processes
+    (children inherit both; no preexec_fn: it is unsafe in a threaded process)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PGRP, pid, nice)
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as group:
+        group.write(str(nice))
 
 
 def session_rss(sessions: set[int], proc: Path = Path("/proc")) -> dict[int, int]:

@@ -249,7 +249,8 @@ class PodWorker:
         if isinstance(state, Running):
             return
         if isinstance(state, Waiting) and (not slot.started_once or state.reason == CONFIG_ERROR):
-            if mono >= slot.retry_mono and not launch(self.ctx, pod, slot, self.sandbox, now):
+            if mono >= slot.retry_mono and not launch(self.ctx, pod, slot, self.sandbox, now,
+                                                      self._wake.set):
                 slot.retry_mono = mono + CONFIG_RETRY
             return
         ended = state if isinstance(state, Terminated) else slot.last_state
@@ -267,7 +268,7 @@ class PodWorker:
             slot.backoff = decision.entry
             slot.last_state = ended
             slot.restart_count += 1
-            launch(self.ctx, pod, slot, self.sandbox, now)
+            launch(self.ctx, pod, slot, self.sandbox, now, self._wake.set)
             return
         if not (isinstance(state, Waiting) and state.reason == "CrashLoopBackOff"):
             delay = decision.entry.delay if decision.entry else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from kflow.cluster.node.events import event_body
 from kflow.cluster.node.kube import ClusterAccess
 from kflow.cluster.node.nodeobj import Machine, lease_body, mem_total_kib, node_status, os_image
 from kflow.cluster.node.podkubeconfig import build_kubeconfig, wants_token
-from kflow.cluster.node.process import parse_stat, session_rss
+from kflow.cluster.node.process import parse_stat, session_rss, start_process
 from kflow.cluster.node.quantity import ceil_div, parse_quantity
 from kflow.cluster.node.volumes import (
     VolumeError,
@@ -74,6 +75,24 @@ def test_session_rss_on_a_fake_proc(tmp_path: Path) -> None:
     proc(12, 99, 7)
     (tmp_path / "self").mkdir()
     assert session_rss({10, 42}, tmp_path) == {10: 150 * page, 42: 0}
+
+
+def test_a_container_runs_at_its_cpu_weight_in_its_own_session(tmp_path: Path) -> None:
+    """The nice value is set on the container's process group and, since the kernel
+    groups sessions (autogroup) and a nice counts only inside its group, on its
+    session's group too: otherwise 16 step pods would each weigh as much as the
+    apiserver."""
+    process = start_process([sys.executable, "-c", "import time; time.sleep(30)"], env={},
+                            cwd=str(tmp_path), log_path=tmp_path / "log", pgid_dir=tmp_path,
+                            nice=10)
+    try:
+        assert os.getsid(process.pid) == process.pid
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == 10
+        group = Path(f"/proc/{process.pid}/autogroup")
+        if Path("/proc/self/autogroup").exists():
+            assert group.read_text().split()[-1] == "10"
+    finally:
+        assert process.stop(grace=0) != 0
 
 
 def test_node_objects() -> None:
