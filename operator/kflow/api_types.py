@@ -14,7 +14,8 @@ operator both import it).
 from __future__ import annotations
 
 import enum
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 # --- CRD coordinates ---------------------------------------------------------------
 
@@ -210,3 +211,18 @@ RESERVED_PARAMETER_NAMES: Final = frozenset({
     "max-num-splits", "max-workers", "max-log-size", "user-namespace", "run-id", "task-id",
     "runner-attribute-file",
 })
+
+
+def run_id(run_obj: Mapping[str, Any]) -> str:
+    """The runner's ``--run-id``: ``<run name>-<first 8 of its uid>``.
+
+    The uid part keeps data of a FlowRun deleted and created again under the same name
+    apart in the store.
+    """
+    metadata = run_obj.get("metadata") or {}
+    name = str(metadata.get("name") or "")
+    uid = str(metadata.get("uid") or "")
+    if not name or not uid:
+        raise ValueError("a FlowRun without metadata.name or metadata.uid has no run id "
+                         "(pass the object as read from the API server)")
+    return f"{name}-{uid.replace('-', '')[:8]}"

@@ -68,6 +68,15 @@ class S3Settings:
     def endpoint_for_pods(self) -> str | None:
         return self.pod_endpoint or self.endpoint
 
+    def object_store(self, retry: Any = None) -> Any:
+        """A `kflow.store.s3.S3ObjectStore` for these settings (a `RetryPolicy` or None
+        for its default); minio is imported only now."""
+        from kflow.store.s3 import S3Config, S3ObjectStore
+
+        return S3ObjectStore(S3Config(self.endpoint or "", self.access_key or "",
+                                      self.secret_key or "", self.bucket, self.region),
+                             retry=retry)
+
 
 @dataclass(frozen=True)
 class KflowConfig:

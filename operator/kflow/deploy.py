@@ -66,12 +66,8 @@ def upload_package(settings: config.S3Settings, package: packaging.CodePackage) 
     """
     from kflow.store import Datastore, StoreError
     from kflow.store.retry import RetryPolicy
-    from kflow.store.s3 import S3Config, S3ObjectStore
 
-    objects = S3ObjectStore(
-        S3Config(settings.endpoint or "", settings.access_key or "", settings.secret_key or "",
-                 settings.bucket, settings.region),
-        retry=RetryPolicy(attempts=4, deadline=10.0))  # a person is waiting
+    objects = settings.object_store(RetryPolicy(attempts=4, deadline=10.0))  # a person waits
     key = packaging.package_key(package.sha256)
     url = f"s3://{settings.bucket}/{key}"
     try:

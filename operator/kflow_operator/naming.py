@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from kflow import api_types
 
@@ -37,7 +36,6 @@ __all__ = [
     "label_value",
     "pod_labels",
     "pod_name",
-    "run_id",
     "run_selector",
 ]
 
@@ -106,21 +104,6 @@ def label_value(text: str) -> str:
     cleaned = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
     suffix = _hash("label", text)
     return f"{cleaned}-{suffix}" if cleaned else suffix
-
-
-def run_id(run_obj: Mapping[str, Any]) -> str:
-    """The runner's ``--run-id``: ``<run name>-<first 8 of its uid>``.
-
-    The uid part keeps data of a FlowRun deleted and created again under the same name
-    apart in the store.
-    """
-    metadata = run_obj.get("metadata") or {}
-    name = str(metadata.get("name") or "")
-    uid = str(metadata.get("uid") or "")
-    if not name or not uid:
-        raise ValueError("a FlowRun without metadata.name or metadata.uid has no run id "
-                         "(pass the object as read from the API server)")
-    return f"{name}-{uid.replace('-', '')[:8]}"
 
 
 def pod_labels(flow: str, run: str, step: str, task: str, attempt: int) -> dict[str, str]:

@@ -23,9 +23,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from kflow import api_types
 from kflow.api_types import TERMINAL_PHASES, RunPhase
 from kflow.planning import ObservedAttempt, TaskId, TaskResult
-from kflow_operator import naming
 
 __all__ = ["MAX_PINNED_BYTES", "OriginError", "origin_attempts", "pin_origin"]
 
@@ -101,7 +101,7 @@ def pin_origin(run: Mapping[str, Any], origin: Mapping[str, Any] | None,
     tasks = [[a.task.step, a.task.task, a.attempt,
               a.result.foreach_splits if a.result else None,
               a.result.switch if a.result else None] for a in kept]
-    pinned = {"run": name, "runId": naming.run_id(origin), "tasks": tasks}
+    pinned = {"run": name, "runId": api_types.run_id(origin), "tasks": tasks}
     size = len(json.dumps(pinned))
     if size > MAX_PINNED_BYTES:
         raise OriginError(f"spec.resumeFrom.run: {name} has too many tasks to clone "

@@ -26,10 +26,10 @@ import pytest
 import yaml
 from kubernetes import client
 
+from kflow import api_types
 from kflow.cluster import s3
 from kflow.store import store_from_env
 from kflow.store.layout import TaskKey
-from kflow_operator import naming
 from tests.e2e.conftest import TestCluster, wait_for
 from tests.e2e.crds_helper import install_crds
 
@@ -195,7 +195,7 @@ def end_artifacts(s3_credentials: Path, run: dict[str, Any], flow_name: str) -> 
     """The artifacts of the run's end task, loaded from the store."""
     store = store_from_env({"KFLOW_S3_CREDENTIALS": str(s3_credentials)})
     try:
-        task = TaskKey(run["metadata"]["namespace"], flow_name, naming.run_id(run), "end")
+        task = TaskKey(run["metadata"]["namespace"], flow_name, api_types.run_id(run), "end")
         attempt = store.latest_done_attempt(task)
         assert attempt is not None, f"no finished attempt of {task.pathspec} in the store"
         index = store.read_index(task.attempt(attempt))
@@ -298,7 +298,7 @@ def task_timing(s3_credentials: Path, run: dict[str, Any], flow_name: str,
     """meta.json's ``timing`` of the latest finished attempt of `step`'s task 0."""
     store = store_from_env({"KFLOW_S3_CREDENTIALS": str(s3_credentials)})
     try:
-        task = TaskKey(run["metadata"]["namespace"], flow_name, naming.run_id(run), step)
+        task = TaskKey(run["metadata"]["namespace"], flow_name, api_types.run_id(run), step)
         attempt = store.latest_done_attempt(task)
         assert attempt is not None, f"no finished attempt of {task.pathspec} in the store"
         return dict(store.read_meta(task.attempt(attempt)).timing)

@@ -77,7 +77,7 @@ def stored_attempts(s3_credentials: Path, run: dict[str, Any], flow_class: str,
     found: dict[str, dict[int, bool | None]] = {}
     try:
         for step in steps:
-            task = TaskKey(run["metadata"]["namespace"], flow_class, naming.run_id(run), step)
+            task = TaskKey(run["metadata"]["namespace"], flow_class, api_types.run_id(run), step)
             found[step] = {
                 number: store.read_meta(task.attempt(number)).succeeded if done else None
                 for number, done in store.list_attempts(task).items()}
@@ -307,9 +307,9 @@ def test_a_new_run_resumes_from_a_failed_one_cloning_what_succeeded(
         "start": {0: True}, "check": {0: True}, "end": {0: True}}
     store = store_from_env({"KFLOW_S3_CREDENTIALS": str(s3_credentials)})
     try:
-        start = TaskKey(namespace, "MarkerFlow", naming.run_id(run), "start")
+        start = TaskKey(namespace, "MarkerFlow", api_types.run_id(run), "start")
         meta = store.read_meta(start.attempt(0))
-        assert meta.extra["cloned_from"] == f"MarkerFlow/{naming.run_id(origin)}/start/0/0"
+        assert meta.extra["cloned_from"] == f"MarkerFlow/{api_types.run_id(origin)}/start/0/0"
     finally:
         store.close()
     assert base.end_artifacts(s3_credentials, run, "MarkerFlow")["value"] == 42

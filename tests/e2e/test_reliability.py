@@ -83,7 +83,7 @@ def recorded_attempts(s3_credentials: Path, run: dict[str, Any]
                       ) -> dict[str, dict[str, dict[int, bool | None]]]:
     """step → task → {attempt: succeeded? (None: no DONE)}, from the store's listing."""
     store = store_from_env({"KFLOW_S3_CREDENTIALS": str(s3_credentials)})
-    namespace, run_id = run["metadata"]["namespace"], naming.run_id(run)
+    namespace, run_id = run["metadata"]["namespace"], api_types.run_id(run)
     found: dict[str, dict[str, dict[int, bool | None]]] = {}
     try:
         for step in store.list_steps(namespace, FLOW_CLASS, run_id):

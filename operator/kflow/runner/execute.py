@@ -17,6 +17,7 @@ thinking.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -58,6 +59,8 @@ class _Progress:
     # finishedAt (see kflow.runner.result and TaskMetadata.timing)
     clock: dict[str, float] = field(default_factory=lambda: {"startedAt": _process_start()})
     outcome: StepOutcome | None = None
+    # more for meta.json's ``extra`` (the start task: ``parameters``, for the client API)
+    extra: dict[str, str] = field(default_factory=dict)
     artifacts: int = 0
     bytes: int = 0
 
@@ -93,7 +96,8 @@ def run_task(args: TaskArgs, environ: Mapping[str, str] | None = None) -> ExitCo
     result = _result(args, progress, code, error)
     timing = {**_pod_times(env), **progress.clock}
     if (writer is not None and meta is not None and code is not ExitCode.STORE_UNAVAILABLE
-            and not _commit(writer, meta, code, error, result, timing)):
+            and not _commit(writer, replace(meta, extra={**meta.extra, **progress.extra}),
+                            code, error, result, timing)):
         code = ExitCode.STORE_UNAVAILABLE
         result = _result(args, progress, code, StoreUnavailableError(
             "the task's record could not be written to the store"))
@@ -290,6 +294,8 @@ def _run(args: TaskArgs, env: Mapping[str, str], store: Datastore, writer: Attem
         path = parse_task_path(args.task, foreach_depth(graph, args.step))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if path:
+        progress.extra["foreach_index"] = str(path[-1])
     params = flow_parameters(flow_cls)
     param_attrs = {param.name: attr for attr, param in params}
     constants = flow_constants(flow_cls)
@@ -306,6 +312,7 @@ def _run(args: TaskArgs, env: Mapping[str, str], store: Datastore, writer: Attem
             raise UsageError(str(exc)) from None
         start_values = {attr: value for attr, value in values.values()}
         start_values.update(constants)
+        progress.extra["parameters"] = json.dumps(param_attrs, sort_keys=True)
     elif args.params:
         raise UsageError("--param is for the start step only; later steps read the "
                          "parameters from the start task")

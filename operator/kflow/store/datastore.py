@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from kflow.store.backend import ObjectStore
 from kflow.store.cas import DEFAULT_WORKERS, ContentAddressedStore
-from kflow.store.errors import CorruptArtifact, StoreError
+from kflow.store.errors import CorruptArtifact, ObjectNotFound, StoreError
 from kflow.store.layout import AttemptKey, StoreLayout, TaskKey, validate_sha256
 from kflow.store.logs import DEFAULT_INTERVAL, DEFAULT_MAX_BUFFER, LogSink, read_log
 from kflow.store.records import ArtifactIndex, ArtifactRef, TaskMetadata
@@ -123,6 +123,26 @@ class Datastore:
         names = {self.layout.child_name(prefix, k) for k in self.objects.list(prefix, False)}
         return sorted((n for n in names if n and self.layout.is_task_name(n)),
                       key=_task_sort_key)
+
+    def list_runs(self, namespace: str, flow: str) -> list[str]:
+        """The run ids of a flow that recorded anything (one non-recursive LIST)."""
+        prefix = self.layout.flow_prefix(namespace, flow)
+        names = {self.layout.child_name(prefix, k) for k in self.objects.list(prefix, False)}
+        return sorted(n for n in names if n)
+
+    def read_run_tags(self, namespace: str, flow: str, run_id: str) -> dict[str, list[str]]:
+        """Tags changed after the run started: ``{"added": [...], "removed": [...]}``
+        (both empty when never changed)."""
+        try:
+            doc = json.loads(self.objects.get(self.layout.run_tags(namespace, flow, run_id)))
+        except ObjectNotFound:
+            doc = {}
+        return {key: [str(t) for t in doc.get(key) or []] for key in ("added", "removed")}
+
+    def write_run_tags(self, namespace: str, flow: str, run_id: str,
+                       added: Iterable[str], removed: Iterable[str]) -> None:
+        self.objects.put(self.layout.run_tags(namespace, flow, run_id), json.dumps(
+            {"added": sorted(set(added)), "removed": sorted(set(removed))}).encode())
 
     def list_steps(self, namespace: str, flow: str, run_id: str) -> list[str]:
         """The steps of a run that recorded anything, sorted by name."""

@@ -12,6 +12,8 @@ an optional prefix (``KFLOW_S3_PREFIX``, default empty)::
         artifacts.json                                 artifact index: name -> ref
         logs/stdout/000001, logs/stderr/000001, ...    log segments, in order
         DONE                                           commit marker, written last
+    <prefix>tags/<namespace>/<flow>/<run_id>.json      tags added / removed after the run
+                                                       started (the client API's add_tag)
 
 `task` is the foreach index path ("0" outside foreach, "3" or "3.1" inside
 nested foreach); `attempt` is an int (0, 1, ...). A segment is a path
@@ -138,10 +140,17 @@ class StoreLayout:
 
     def run_prefix(self, namespace: str, flow: str, run_id: str) -> str:
         """``runs/<namespace>/<flow>/<run_id>/`` (everything a run recorded)."""
-        return (
-            f"{self.prefix}runs/{_segment('namespace', namespace)}/{_segment('flow', flow)}/"
-            f"{_segment('run id', run_id)}/"
-        )
+        return f"{self.flow_prefix(namespace, flow)}{_segment('run id', run_id)}/"
+
+    def flow_prefix(self, namespace: str, flow: str) -> str:
+        """``runs/<namespace>/<flow>/``: its immediate children are the flow's runs."""
+        return f"{self.prefix}runs/{_segment('namespace', namespace)}/{_segment('flow', flow)}/"
+
+    def run_tags(self, namespace: str, flow: str, run_id: str) -> str:
+        """``tags/<namespace>/<flow>/<run_id>.json``: tags changed after the run started
+        (outside the run's prefix, so a run's listing holds only its steps)."""
+        return (f"{self.prefix}tags/{_segment('namespace', namespace)}/"
+                f"{_segment('flow', flow)}/{_segment('run id', run_id)}.json")
 
     def step_prefix(self, namespace: str, flow: str, run_id: str, step: str) -> str:
         """The prefix whose immediate children are the step's task directories."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import platform
 import socket
 import traceback as tb
@@ -184,10 +185,12 @@ class TaskMetadata:
 
         from kflow import __version__ as kflow_version
 
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
+        user = os.environ.get("KFLOW_USER") or ""    # who started the run (the operator
+        if not user:                                   # passes it to every pod)
+            try:
+                user = getpass.getuser()
+            except (KeyError, OSError):
+                user = "unknown"
         return cls(
             attempt=attempt,
             started_at=started_at,

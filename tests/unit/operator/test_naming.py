@@ -124,9 +124,9 @@ def test_pod_labels() -> None:
 
 def test_run_id_is_name_and_uid_prefix() -> None:
     run = {"metadata": {"name": "train-flow-1", "uid": "0f2c9a1e-77aa-4b1e-9c33-5d1e2f3a4b5c"}}
-    assert naming.run_id(run) == "train-flow-1-0f2c9a1e"
+    assert api_types.run_id(run) == "train-flow-1-0f2c9a1e"
     with pytest.raises(ValueError, match="uid"):
-        naming.run_id({"metadata": {"name": "x"}})
+        api_types.run_id({"metadata": {"name": "x"}})
 
 
 def test_run_selector() -> None:

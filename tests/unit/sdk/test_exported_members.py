@@ -10,6 +10,9 @@ def test_all_lists_the_public_sdk_sorted() -> None:
         "FlowSpec", "JSONType", "KflowException", "Parameter", "__version__", "batch",
         "catch", "current", "environment", "kubernetes", "project", "resources", "retry",
         "schedule", "step", "timeout", "trigger_on_finish",
+        # the client API (imported from kflow.client on first use)
+        "DataArtifact", "Flow", "Run", "Step", "Task", "default_namespace", "get_namespace",
+        "namespace",
     ])
 
 

@@ -1,0 +1,326 @@
+"""Where the client API reads from: the FlowRun resources and the object store.
+
+Owns: opening both from kflow's configuration (`Source.from_config`), listing a
+flow's runs as `RunInfo` — live ones from the FlowRun resources (one LIST of Flows,
+one of FlowRuns), finished ones from the store also after their FlowRun is gone (one
+LIST, then the start task's record of each, read in parallel) — and the store reads
+the client objects make, with the records of committed attempts cached (they never
+change). Without a cluster configured, the store alone answers (the archive).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from kflow import api_types
+from kflow.exceptions import KflowException
+from kflow.store import (
+    ArtifactIndex,
+    ArtifactRef,
+    AttemptKey,
+    Datastore,
+    ObjectNotFound,
+    StoreError,
+    TaskKey,
+    TaskMetadata,
+)
+
+__all__ = ["END_STEP", "START_STEP", "ClientError", "RunInfo", "Source"]
+
+START_STEP = "start"
+END_STEP = "end"
+READERS = 16            # parallel store reads when listing runs
+
+
+class ClientError(KflowException):
+    """The client API could not read what was asked (what happened and what to do)."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What is known of a run before reading its tasks: from its FlowRun when it still
+    exists, else from its start task's record."""
+
+    flow: str
+    run_id: str
+    namespace: str
+    created_at: float                       # epoch seconds
+    user: str | None
+    tags: tuple[str, ...]
+    code_sha256: str | None
+    origin_run_id: str | None
+    flowrun: Mapping[str, Any] | None       # the FlowRun as read; None once deleted
+    parameter_artifacts: Mapping[str, str]  # parameter name -> artifact name (start record)
+    raw_parameters: Mapping[str, str]       # spec.parameters of the FlowRun, as strings
+
+    @property
+    def phase(self) -> str | None:
+        """The FlowRun's phase (None once the FlowRun is gone or before it started)."""
+        if self.flowrun is None:
+            return None
+        phase = (self.flowrun.get("status") or {}).get("phase")
+        return str(phase) if phase else None
+
+    @property
+    def flowrun_name(self) -> str | None:
+        if self.flowrun is None:
+            return None
+        return str(self.flowrun["metadata"]["name"])
+
+
+def _epoch(text: object) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _split_tags(text: str | None) -> tuple[str, ...]:
+    return tuple(t for t in (text or "").split(",") if t)
+
+
+class Source:
+    """The store, and the Kubernetes namespace's FlowRuns when a cluster is configured."""
+
+    def __init__(self, store: Datastore, namespace: str, api_client: Any | None = None
+                 ) -> None:
+        self.store = store
+        self.namespace = namespace
+        self._api_client = api_client
+        self._lock = threading.Lock()
+        self._metas: dict[AttemptKey, TaskMetadata] = {}
+        self._indexes: dict[AttemptKey, ArtifactIndex] = {}
+        self._values: dict[str, object] = {}
+
+    @classmethod
+    def from_config(cls, settings: Any = None) -> Source:
+        """From kflow's configuration (`kflow.config.load()` when None): the object store
+        is required; the cluster is used when a kubeconfig loads."""
+        from kflow import config, kube
+        from kflow.store.retry import RetryPolicy
+
+        settings = settings or config.load()
+        s3 = settings.require_s3()
+        store = Datastore(s3.object_store(RetryPolicy(attempts=3, deadline=10.0)))
+        try:
+            api_client = kube.api_client(settings)
+        except config.ConfigError:
+            api_client = None        # no cluster: the store alone (finished runs)
+        return cls(store, settings.namespace, api_client)
+
+    def close(self) -> None:
+        self.store.close()
+        if self._api_client is not None:
+            self._api_client.close()
+
+    # ----------------------------------------------------------------- the cluster
+
+    def _list(self, plural: str) -> list[dict[str, Any]]:
+        if self._api_client is None:
+            return []
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        api = client.CustomObjectsApi(self._api_client)
+        try:
+            listed = cast(dict[str, Any], api.list_namespaced_custom_object(
+                api_types.GROUP, api_types.VERSION, self.namespace, plural))
+        except ApiException as exc:
+            if exc.status == 404:      # CRDs not installed: no live runs
+                return []
+            raise ClientError(
+                f"listing {plural} in namespace {self.namespace} failed ({exc.status} "
+                f"{exc.reason}); check the kubeconfig and RBAC (kubectl get {plural} -n "
+                f"{self.namespace})") from exc
+        except (HTTPError, OSError) as exc:
+            raise ClientError(
+                f"can't reach the Kubernetes API server to list {plural}: {exc}. Is the "
+                f"cluster up (kflow cluster up)? To read finished runs from the store "
+                f"only, unset KUBECONFIG / the kubeconfig in `kflow configure`.") from exc
+        return list(listed.get("items") or [])
+
+    def _live(self, flow: str) -> list[dict[str, Any]]:
+        """The FlowRuns of the Flow resources deployed from flow class `flow`."""
+        if self._api_client is None:
+            return []
+        resources = {str(f["metadata"]["name"]) for f in self._list(api_types.FLOW_PLURAL)
+                     if (f.get("spec") or {}).get("flowName") == flow}
+        return [r for r in self._list(api_types.FLOWRUN_PLURAL)
+                if ((r.get("spec") or {}).get("flowRef") or {}).get("name") in resources
+                and (r.get("metadata") or {}).get("uid")]
+
+    # ------------------------------------------------------------------- listing
+
+    def runs(self, flow: str) -> list[RunInfo]:
+        """Every run of `flow`, newest first (live FlowRuns and the store's runs)."""
+        infos: dict[str, RunInfo] = {}
+        for run in self._live(flow):
+            run_id = api_types.run_id(run)
+            infos[run_id] = self._from_flowrun(flow, run_id, run)
+        try:
+            archived = [r for r in self.store.list_runs(self.namespace, flow) if r not in infos]
+        except ValueError:       # a flow name that cannot be a store key: no runs there
+            archived = []
+        except StoreError as exc:
+            raise self._store_error(f"listing the runs of {flow}", exc) from exc
+        starts = self._parallel(lambda run_id: self.start_meta(flow, run_id), archived)
+        for run_id, meta in zip(archived, starts, strict=True):
+            if meta is not None:
+                infos[run_id] = self._from_meta(flow, run_id, meta, None)
+        live = [i for i in infos.values() if i.flowrun is not None]
+        for info, meta in zip(live, self._parallel(
+                lambda i: self.start_meta(flow, i.run_id), live), strict=True):
+            if meta is not None:
+                infos[info.run_id] = self._from_meta(flow, info.run_id, meta, info)
+        return sorted(infos.values(), key=lambda i: (i.created_at, i.run_id), reverse=True)
+
+    def run(self, flow: str, ident: str) -> RunInfo | None:
+        """The run of `flow` whose run id, or FlowRun name, is `ident`."""
+        found = [i for i in self.runs(flow) if ident in (i.run_id, i.flowrun_name)]
+        if not found:                       # a deleted FlowRun: run ids are <name>-<uid8>
+            found = [i for i in self.runs(flow) if i.run_id.rsplit("-", 1)[0] == ident]
+        return found[0] if found else None
+
+    def _from_flowrun(self, flow: str, run_id: str, run: Mapping[str, Any]) -> RunInfo:
+        metadata, spec = run.get("metadata") or {}, run.get("spec") or {}
+        status = run.get("status") or {}
+        annotations = metadata.get("annotations") or {}
+        origin = (spec.get("resumeFrom") or {}).get("run")
+        return RunInfo(
+            flow=flow, run_id=run_id, namespace=self.namespace,
+            created_at=_epoch(metadata.get("creationTimestamp")) or 0.0,
+            user=annotations.get("kflow.dev/user"),
+            tags=tuple(str(t) for t in spec.get("tags") or []),
+            code_sha256=(status.get("flow") or {}).get("codeSha256"),
+            origin_run_id=str(origin) if origin else None,
+            flowrun=run, parameter_artifacts={},
+            raw_parameters={str(k): str(v) for k, v in (spec.get("parameters") or {}).items()})
+
+    def _from_meta(self, flow: str, run_id: str, meta: TaskMetadata,
+                   live: RunInfo | None) -> RunInfo:
+        extra = meta.extra
+        try:
+            params = {str(k): str(v) for k, v in json.loads(extra["parameters"]).items()}
+        except (KeyError, ValueError, AttributeError):
+            params = {}
+        if live is not None:
+            return RunInfo(**{**live.__dict__, "parameter_artifacts": params,
+                              "user": live.user or meta.user,
+                              "code_sha256": live.code_sha256 or meta.code_sha256})
+        return RunInfo(
+            flow=flow, run_id=run_id, namespace=self.namespace, created_at=meta.started_at,
+            user=meta.user, tags=_split_tags(extra.get("tags")),
+            code_sha256=meta.code_sha256, origin_run_id=extra.get("origin_run_id"),
+            flowrun=None, parameter_artifacts=params, raw_parameters={})
+
+    # ------------------------------------------------------------------ records
+
+    def start_meta(self, flow: str, run_id: str) -> TaskMetadata | None:
+        """The start task's first record (the run's creation), None if it has none."""
+        key = TaskKey(self.namespace, flow, run_id, START_STEP).attempt(0)
+        try:
+            return self.meta(key)
+        except ObjectNotFound:
+            return None
+
+    def attempts(self, task: TaskKey) -> dict[int, bool]:
+        """attempt → committed, for every attempt of `task` that recorded anything."""
+        try:
+            return self.store.list_attempts(task)
+        except StoreError as exc:
+            raise self._store_error(f"listing the attempts of {task.pathspec}", exc) from exc
+
+    def meta(self, key: AttemptKey, committed: bool = False) -> TaskMetadata:
+        """An attempt's ``meta.json`` (cached once the attempt is `committed`)."""
+        with self._lock:
+            if key in self._metas:
+                return self._metas[key]
+        try:
+            meta = self.store.read_meta(key)
+        except ObjectNotFound:
+            raise
+        except StoreError as exc:
+            raise self._store_error(f"reading {key.task.pathspec}", exc) from exc
+        if committed or meta.finished_at is not None:
+            with self._lock:
+                self._metas[key] = meta
+        return meta
+
+    def index(self, key: AttemptKey) -> ArtifactIndex:
+        """A committed attempt's artifact index (cached)."""
+        with self._lock:
+            if key in self._indexes:
+                return self._indexes[key]
+        try:
+            index = self.store.read_index(key)
+        except ObjectNotFound:
+            return ArtifactIndex()
+        except StoreError as exc:
+            raise self._store_error(f"reading the artifacts of {key.task.pathspec}",
+                                    exc) from exc
+        with self._lock:
+            self._indexes[key] = index
+        return index
+
+    def load(self, ref: ArtifactRef) -> object:
+        """An artifact's value (content-addressed: cached by sha256)."""
+        with self._lock:
+            if ref.sha256 in self._values:
+                return self._values[ref.sha256]
+        try:
+            value = self.store.load(ref)
+        except StoreError as exc:
+            raise self._store_error(f"loading artifact {ref.sha256[:12]}", exc) from exc
+        if ref.size <= 1 << 20:             # small values only: the cache stays small
+            with self._lock:
+                self._values[ref.sha256] = value
+        return value
+
+    def log(self, key: AttemptKey, stream: str) -> str:
+        try:
+            return self.store.read_log(key, stream).decode("utf-8", errors="replace")
+        except StoreError as exc:
+            raise self._store_error(f"reading the {stream} of {key.task.pathspec}",
+                                    exc) from exc
+
+    def tasks(self, flow: str, run_id: str, step: str) -> list[str]:
+        try:
+            return self.store.list_tasks(self.namespace, flow, run_id, step)
+        except StoreError as exc:
+            raise self._store_error(f"listing the tasks of {flow}/{run_id}/{step}",
+                                    exc) from exc
+
+    def steps(self, flow: str, run_id: str) -> list[str]:
+        try:
+            return self.store.list_steps(self.namespace, flow, run_id)
+        except StoreError as exc:
+            raise self._store_error(f"listing the steps of {flow}/{run_id}", exc) from exc
+
+    def code_package(self, sha256: str) -> bytes:
+        try:
+            return self.store.get_code_package(sha256)
+        except StoreError as exc:
+            raise self._store_error(f"reading code package {sha256[:12]}", exc) from exc
+
+    def _parallel(self, read: Any, items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        if len(items) <= 1:
+            return [read(i) for i in items]
+        with ThreadPoolExecutor(min(READERS, len(items)),
+                                thread_name_prefix="kflow-client") as pool:
+            return list(pool.map(read, items))
+
+    def _store_error(self, what: str, exc: Exception) -> ClientError:
+        endpoint = getattr(getattr(self.store.objects, "config", None), "endpoint", "")
+        return ClientError(f"{what} from the object store {endpoint} failed: "
+                           f"{str(exc).rstrip('.')}. Is it up, and are the credentials right? "
+                           f"`kflow configure --show` shows the settings in use.")
