@@ -1,7 +1,7 @@
 """The `kflow` command line.
 
 Owns: argument parsing and exit codes of `kflow ...`. Each sub-command is a
-thin call into the package that does the work (today: `kflow.cluster`).
+thin call into the package that does the work (`kflow.cluster`, `kflow.history`).
 
     kflow cluster up      [--dir D | --name N] [--image-map FILE]
     kflow cluster down    [--dir D | --name N] [--purge]
@@ -10,6 +10,12 @@ thin call into the package that does the work (today: `kflow.cluster`).
     kflow cluster build                            # build/cache the binaries only
     kflow kubectl [--dir D | --name N] -- ARGS     # kubectl of the cluster's version
     kflow configure [--s3-endpoint URL ...] [--show]   # write ~/.kflow/config.yaml
+    kflow runs [FLOW] [--limit N]                  # newest runs: status, duration, user
+    kflow describe RUN                             # a run, its steps and failures
+    kflow logs RUN/STEP[/TASK] [--stderr] [--attempt K]   # from the store
+
+RUN is a FlowRun name, a run id or Flow/run_id; history commands read the cluster
+and the object store configured by `kflow configure` / `kflow cluster env`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 from kflow import config
 from kflow.cluster import binaries, supervisor
+from kflow.exceptions import KflowException
 
 
 def _cluster_dir(args: argparse.Namespace) -> Path:
@@ -73,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument("--image", help="default image of step pods")
     configure.add_argument("--show", action="store_true",
                            help="print the effective configuration (secrets masked)")
+
+    runs = commands.add_parser("runs", help="the newest runs (of FLOW, or of every flow)")
+    runs.add_argument("flow", nargs="?", help="a flow's class name, e.g. TrainFlow")
+    runs.add_argument("--limit", type=int, default=20, help="how many (default %(default)s)")
+    describe = commands.add_parser("describe", help="a run: status, parameters, steps, "
+                                   "failures")
+    describe.add_argument("run", help="a FlowRun name, a run id or Flow/run_id")
+    logs = commands.add_parser("logs", help="a task's logs, from the store")
+    logs.add_argument("path", help="RUN/STEP or RUN/STEP/TASK")
+    logs.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
+    logs.add_argument("--attempt", type=int, help="this attempt (default: the latest)")
 
     kubectl = commands.add_parser("kubectl", help="run kubectl against the embedded cluster")
     _add_dir_options(kubectl)
@@ -152,6 +170,19 @@ def _kubectl(args: argparse.Namespace) -> int:
     os.execvp(kubectl, [kubectl, f"--kubeconfig={report.layout.kubeconfig}", *argv])
 
 
+def _history(args: argparse.Namespace) -> int:
+    from kflow import history
+
+    if args.command == "runs":
+        print(history.runs_table(history.runs_rows(args.flow, args.limit)))
+    elif args.command == "describe":
+        print(history.describe_text(history.details(history.find_run(args.run))))
+    else:
+        sys.stdout.write(history.task_logs(args.path, "stderr" if args.stderr else "stdout",
+                                           args.attempt))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kflow` console script."""
     args = _parser().parse_args(argv)
@@ -160,8 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cluster(args)
         if args.command == "configure":
             return _configure(args)
+        if args.command in ("runs", "describe", "logs"):
+            return _history(args)
         return _kubectl(args)
-    except (supervisor.ClusterError, binaries.BuildError, config.ConfigError) as exc:
+    except (supervisor.ClusterError, binaries.BuildError, config.ConfigError,
+            KflowException) as exc:
         print(f"kflow: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

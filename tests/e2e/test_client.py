@@ -185,3 +185,47 @@ def test_a_user_script_reads_runs_with_the_configuration(
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["alices 0.5 0.875", "good 0.5 0.75"]
+
+
+def _kflow(operator: base.Operator, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kflow.cli", *args],
+                          env={**os.environ, **operator.env}, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_runs_describe_and_logs_commands(client_runs: dict[str, dict[str, Any]],
+                                         operator: base.Operator, cluster: TestCluster,
+                                         namespace: str) -> None:
+    table = _kflow(operator, "runs", "TrainFlow")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "FLOW", "STATUS", "STARTED", "DURATION", "USER",
+                                "TAGS"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["alices", "TrainFlow", "Succeeded"], ["bad", "TrainFlow", "Failed"],
+        ["good", "TrainFlow", "Succeeded"]]
+    assert "alice" in lines[1] and "nightly" in lines[1]
+
+    described = _kflow(operator, "describe", "bad")
+    assert described.returncode == 0, described.stderr
+    text = described.stdout
+    assert "Status:      Failed" in text
+    bad_id = kflow.api_types.run_id(client_runs["bad"])
+    assert f"Failed: TrainFlow/{bad_id}/start/0 (attempt 0): builtins.ValueError" in text
+    assert f"logs: kflow logs TrainFlow/{bad_id}/start/0" in text
+
+    logs = _kflow(operator, "logs", "good/report")
+    assert logs.returncode == 0, logs.stderr
+    assert "best rate 0.5 score 0.750" in logs.stdout
+    stderr = _kflow(operator, "logs", f"TrainFlow/{bad_id}/start/0", "--stderr")
+    assert "could not convert string to float" in stderr.stdout
+
+    # After the FlowRun and its pods are gone, the store still answers.
+    done = cluster.kubectl("delete", "fr", "good", "-n", namespace, "--wait=true")
+    assert done.returncode == 0, done.stderr
+    logs = _kflow(operator, "logs", "good/report")
+    assert logs.returncode == 0 and "best rate 0.5" in logs.stdout, logs.stderr
+
+    missing = _kflow(operator, "describe", "nope")
+    assert missing.returncode == 1
+    assert "no run 'nope'" in missing.stderr and "kflow runs" in missing.stderr

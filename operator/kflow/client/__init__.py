@@ -29,6 +29,7 @@ from kflow.client.objects import (
     TaskException,
     default_namespace,
     get_namespace,
+    get_source,
     namespace,
     set_source,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "TaskException",
     "default_namespace",
     "get_namespace",
+    "get_source",
     "namespace",
     "set_source",
 ]

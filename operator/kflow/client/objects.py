@@ -42,6 +42,7 @@ __all__ = [
     "Task",
     "default_namespace",
     "get_namespace",
+    "get_source",
     "namespace",
     "set_source",
 ]
@@ -84,7 +85,8 @@ def set_source(source: Source | None) -> None:
         old.close()
 
 
-def _source() -> Source:
+def get_source() -> Source:
+    """The `Source` reads go through (opened from the configuration on first use)."""
     with _source_lock:
         if _shared["source"] is None:
             _shared["source"] = Source.from_config()
@@ -109,11 +111,11 @@ class Flow:
 
     def __init__(self, name: str) -> None:
         self.id = self.pathspec = name
-        self._runs = [Run._from_info(i) for i in _source().runs(name)]
+        self._runs = [Run._from_info(i) for i in get_source().runs(name)]
         if not self._runs:
             raise KflowNotFound(
                 f"Flow({name!r}) does not exist: no run of it in namespace "
-                f"{_source().namespace} (the flow's class name, e.g. Flow('TrainFlow'); "
+                f"{get_source().namespace} (the flow's class name, e.g. Flow('TrainFlow'); "
                 f"`kubectl get flowruns` lists the live runs)")
         ns = get_namespace()
         if ns is not None and not any(ns in r.tags for r in self._runs):
@@ -132,7 +134,7 @@ class Flow:
         for run in self._runs:
             if run_id in (run.id, run.flowrun):
                 return run._check_namespace()
-        info = _source().run(self.id, run_id)
+        info = get_source().run(self.id, run_id)
         if info is None:
             raise KeyError(f"Flow {self.id} has no run {run_id!r}")
         return Run._from_info(info)._check_namespace()
@@ -168,7 +170,7 @@ class Run:
 
     def __init__(self, pathspec: str) -> None:
         flow, ident = _parts(pathspec, 2, "Run")
-        info = _source().run(flow, ident)
+        info = get_source().run(flow, ident)
         if info is None:
             raise KflowNotFound(f"Run({pathspec!r}) does not exist: flow {flow} has no run "
                                 f"with that run id or FlowRun name")
@@ -205,6 +207,12 @@ class Run:
         return self._info.flowrun_name or None
 
     @property
+    def flowrun_status(self) -> dict[str, Any]:
+        """The FlowRun's status as read ({} once it was deleted)."""
+        live = self._info.flowrun
+        return dict(live.get("status") or {}) if live is not None else {}
+
+    @property
     def user(self) -> str | None:
         """Who started the run (the FlowRun's ``kflow.dev/user``, else the task's user)."""
         return self._info.user
@@ -229,7 +237,7 @@ class Run:
 
     @property
     def user_tags(self) -> frozenset[str]:
-        changed = _source().store.read_run_tags(self._info.namespace, self.flow_name, self.id)
+        changed = get_source().store.read_run_tags(self._info.namespace, self.flow_name, self.id)
         return frozenset((set(self._info.tags) | set(changed["added"]))
                          - set(changed["removed"]))
 
@@ -260,7 +268,7 @@ class Run:
                                   f"500 characters")
             if tag in self.system_tags:
                 raise ClientError(f"tag {tag!r} is a system tag; it cannot be changed")
-        store, info = _source().store, self._info
+        store, info = get_source().store, self._info
         changed = store.read_run_tags(info.namespace, self.flow_name, self.id)
         added = (set(changed["added"]) - set(remove)) | set(add)
         removed = (set(changed["removed"]) | set(remove)) - set(add)
@@ -335,7 +343,7 @@ class Run:
     # ------------------------------------------------------------------ children
     def steps(self) -> Iterator[Step]:
         """The steps that ran, newest first."""
-        steps = [Step._make(self, s) for s in _source().steps(self.flow_name, self.id)]
+        steps = [Step._make(self, s) for s in get_source().steps(self.flow_name, self.id)]
         steps = [s for s in steps if s._first is not None]
         return iter(sorted(steps, key=lambda s: s.created_at or datetime.min.replace(
             tzinfo=UTC), reverse=True))
@@ -350,7 +358,7 @@ class Run:
         return made
 
     def __contains__(self, step: object) -> bool:
-        return str(step) in _source().steps(self.flow_name, self.id)
+        return str(step) in get_source().steps(self.flow_name, self.id)
 
 
 class Step:
@@ -372,7 +380,7 @@ class Step:
         made = cls.__new__(cls)
         made._run, made.id = run, step
         made.pathspec = f"{run.pathspec}/{step}"
-        made._tasks = _source().tasks(run.flow_name, run.id, step)
+        made._tasks = get_source().tasks(run.flow_name, run.id, step)
         made._first = made._tasks[0] if made._tasks else None
         return made
 
@@ -414,7 +422,7 @@ class Task:
 
     def __init__(self, pathspec: str, attempt: int | None = None) -> None:
         flow, run_id, step, task = _parts(pathspec, 4, "Task")
-        source = _source()
+        source = get_source()
         try:
             self._key = TaskKey(source.namespace, flow, run_id, step, task)
         except ValueError as exc:
@@ -437,7 +445,7 @@ class Task:
     @property
     def metadata(self) -> TaskMetadata:
         """The attempt's record (``meta.json``): user, host, versions, timing, ..."""
-        return _source().meta(self._attempt, committed=self._committed)
+        return get_source().meta(self._attempt, committed=self._committed)
 
     @property
     def metadata_dict(self) -> dict[str, Any]:
@@ -475,11 +483,11 @@ class Task:
 
     @property
     def stdout(self) -> str:
-        return _source().log(self._attempt, "stdout")
+        return get_source().log(self._attempt, "stdout")
 
     @property
     def stderr(self) -> str:
-        return _source().log(self._attempt, "stderr")
+        return get_source().log(self._attempt, "stderr")
 
     @property
     def code(self) -> Code | None:
@@ -489,7 +497,7 @@ class Task:
     def _refs(self) -> dict[str, ArtifactRef]:
         if not self._committed:
             return {}
-        return dict(_source().index(self._attempt))
+        return dict(get_source().index(self._attempt))
 
     @property
     def artifacts(self) -> list[DataArtifact]:
@@ -579,7 +587,7 @@ class DataArtifact:
 
     @property
     def data(self) -> object:
-        return _source().load(self._ref)
+        return get_source().load(self._ref)
 
     @property
     def sha(self) -> str:
@@ -617,7 +625,7 @@ class Code:
         """The package's bytes (tar.gz), checked against its sha256."""
         if self._data is None:
             try:
-                self._data = _source().code_package(self.sha256)
+                self._data = get_source().code_package(self.sha256)
             except ObjectNotFound:
                 raise KflowNotFound(f"code package {self.sha256} is not in the store") from None
         return self._data

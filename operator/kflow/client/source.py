@@ -190,6 +190,37 @@ class Source:
             found = [i for i in self.runs(flow) if i.run_id.rsplit("-", 1)[0] == ident]
         return found[0] if found else None
 
+    def flows(self) -> list[str]:
+        """The flow classes with a Flow resource or a recorded run in the namespace."""
+        deployed = {str((f.get("spec") or {}).get("flowName"))
+                    for f in self._list(api_types.FLOW_PLURAL)
+                    if (f.get("spec") or {}).get("flowName")}
+        try:
+            recorded = set(self.store.list_flows(self.namespace))
+        except StoreError as exc:
+            raise self._store_error("listing the flows", exc) from exc
+        return sorted(deployed | recorded)
+
+    def find(self, ident: str) -> RunInfo | None:
+        """A run from what a user types: ``Flow/run_id``, ``Flow/<FlowRun name>``, a run
+        id or a FlowRun name (live, or deleted: its run id starts with the name)."""
+        flow, sep, rest = ident.partition("/")
+        if sep:
+            return self.run(flow, rest)
+        for run in self._list(api_types.FLOWRUN_PLURAL):
+            if run["metadata"]["name"] == ident or api_types.run_id(run) == ident:
+                flow_ref = ((run.get("spec") or {}).get("flowRef") or {}).get("name")
+                for deployed in self._list(api_types.FLOW_PLURAL):
+                    if deployed["metadata"]["name"] == flow_ref:
+                        found = self.run(str(deployed["spec"]["flowName"]), ident)
+                        if found is not None:
+                            return found
+        for name in self.flows():
+            found = self.run(name, ident)
+            if found is not None:
+                return found
+        return None
+
     def _from_flowrun(self, flow: str, run_id: str, run: Mapping[str, Any]) -> RunInfo:
         metadata, spec = run.get("metadata") or {}, run.get("spec") or {}
         status = run.get("status") or {}

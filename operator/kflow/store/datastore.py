@@ -119,16 +119,21 @@ class Datastore:
     def list_tasks(self, namespace: str, flow: str, run_id: str, step: str) -> list[str]:
         """The task ids (foreach index paths) of a step that recorded anything,
         in index order (one non-recursive LIST)."""
-        prefix = self.layout.step_prefix(namespace, flow, run_id, step)
+        names = self._children(self.layout.step_prefix(namespace, flow, run_id, step))
+        return sorted((n for n in names if self.layout.is_task_name(n)), key=_task_sort_key)
+
+    def _children(self, prefix: str) -> set[str]:
+        """The names of `prefix`'s immediate children (one non-recursive LIST)."""
         names = {self.layout.child_name(prefix, k) for k in self.objects.list(prefix, False)}
-        return sorted((n for n in names if n and self.layout.is_task_name(n)),
-                      key=_task_sort_key)
+        return {n for n in names if n}
+
+    def list_flows(self, namespace: str) -> list[str]:
+        """The flows that recorded a run in `namespace` (one non-recursive LIST)."""
+        return sorted(self._children(self.layout.namespace_prefix(namespace)))
 
     def list_runs(self, namespace: str, flow: str) -> list[str]:
         """The run ids of a flow that recorded anything (one non-recursive LIST)."""
-        prefix = self.layout.flow_prefix(namespace, flow)
-        names = {self.layout.child_name(prefix, k) for k in self.objects.list(prefix, False)}
-        return sorted(n for n in names if n)
+        return sorted(self._children(self.layout.flow_prefix(namespace, flow)))
 
     def read_run_tags(self, namespace: str, flow: str, run_id: str) -> dict[str, list[str]]:
         """Tags changed after the run started: ``{"added": [...], "removed": [...]}``
@@ -146,9 +151,7 @@ class Datastore:
 
     def list_steps(self, namespace: str, flow: str, run_id: str) -> list[str]:
         """The steps of a run that recorded anything, sorted by name."""
-        prefix = self.layout.run_prefix(namespace, flow, run_id)
-        names = {self.layout.child_name(prefix, k) for k in self.objects.list(prefix, False)}
-        return sorted(n for n in names if n)
+        return sorted(self._children(self.layout.run_prefix(namespace, flow, run_id)))
 
     def clone_attempt(self, source: AttemptKey, target: AttemptKey) -> TaskMetadata:
         """Copy a DONE attempt's records (meta.json, artifacts.json, then DONE) to another

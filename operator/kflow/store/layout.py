@@ -142,9 +142,13 @@ class StoreLayout:
         """``runs/<namespace>/<flow>/<run_id>/`` (everything a run recorded)."""
         return f"{self.flow_prefix(namespace, flow)}{_segment('run id', run_id)}/"
 
+    def namespace_prefix(self, namespace: str) -> str:
+        """``runs/<namespace>/``: its immediate children are the flows that ran."""
+        return f"{self.prefix}runs/{_segment('namespace', namespace)}/"
+
     def flow_prefix(self, namespace: str, flow: str) -> str:
         """``runs/<namespace>/<flow>/``: its immediate children are the flow's runs."""
-        return f"{self.prefix}runs/{_segment('namespace', namespace)}/{_segment('flow', flow)}/"
+        return f"{self.namespace_prefix(namespace)}{_segment('flow', flow)}/"
 
     def run_tags(self, namespace: str, flow: str, run_id: str) -> str:
         """``tags/<namespace>/<flow>/<run_id>.json``: tags changed after the run started
