@@ -42,6 +42,8 @@ LABEL_STEP: Final = "kflow.dev/step"        # step name (on pods)
 LABEL_TASK: Final = "kflow.dev/task"        # task id within the step (on pods)
 LABEL_ATTEMPT: Final = "kflow.dev/attempt"  # attempt number, "0" first (on pods)
 KFLOW_LABELS: Final = (LABEL_FLOW, LABEL_RUN, LABEL_STEP, LABEL_TASK, LABEL_ATTEMPT)
+# Who started a run (on FlowRuns): the operator passes it to step pods as KFLOW_USER.
+ANNOTATION_USER: Final = "kflow.dev/user"
 
 LABEL_APP_NAME: Final = "app.kubernetes.io/name"
 LABEL_APP_INSTANCE: Final = "app.kubernetes.io/instance"

@@ -33,6 +33,7 @@ Secrets are never printed: `KflowConfig.describe()` masks them.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from collections.abc import Mapping
@@ -51,6 +52,13 @@ DEFAULT_NAMESPACE = "default"
 
 class ConfigError(ValueError):
     """The configuration can't be read or is incomplete; the message says what to do."""
+
+
+def local_user(environ: Mapping[str, str] | None = None) -> str:
+    """Who is running kflow here: ``KFLOW_USER``, else the login name (a run's user and
+    @project's user branch)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("KFLOW_USER") or getpass.getuser()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ Kubernetes and S3 while deploying.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -120,17 +118,12 @@ def apply_flow(settings: config.KflowConfig, body: dict[str, Any]) -> tuple[int 
 
 
 def _api_error(exc: Any, meta: dict[str, Any]) -> str:
-    where = f"flow {meta['name']} in namespace {meta['namespace']}"
-    try:
-        message = json.loads(exc.body).get("message", exc.reason)
-    except (TypeError, ValueError):
-        message = exc.reason
-    if exc.status == 404:
-        return (f"the cluster does not know Flow resources ({message}): install kflow's CRDs "
-                f"first: `kubectl apply -f crds/`")
-    if exc.status == 403:
-        return f"not allowed to write {where}: {message}. Ask for RBAC on flows.kflow.dev."
-    return f"the API server rejected {where} ({exc.status}): {message}"
+    from kflow.submit import api_error
+
+    return api_error(exc, f"flow {meta['name']} in namespace {meta['namespace']}",
+                     action="write", plural=api_types.FLOW_PLURAL, hints={
+                         404: "the cluster does not know Flow resources ({message}): install "
+                              "kflow's CRDs first: `kubectl apply -f crds/`"})
 
 
 def deploy(
@@ -151,7 +144,7 @@ def deploy(
     url = f"s3://{s3.bucket}/{key}"
     body = manifest.flow_manifest(flow_cls, graph, package, package_url=url,
                                   image=image or settings.image, namespace=namespace,
-                                  username=os.environ.get("KFLOW_USER") or getpass.getuser())
+                                  username=config.local_user())
     if dry_run:
         return DeployResult(body["metadata"]["name"], namespace, url, package.sha256, False,
                             None, "", body, dry_run=True)

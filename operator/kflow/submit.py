@@ -7,11 +7,17 @@ failed steps run again), carrying the ``resourceVersion`` it read: a run changed
 between answers 409 and nothing is written. The operator does the rest (docs/api.md,
 "Resuming"). Talks to Kubernetes only; the cluster comes from `kflow.config`, like a
 deploy.
+
+Also owns `api_errors`, the one place that turns the Kubernetes client's errors
+(refused, unreachable, 401/403/404/409/422) into a one-line `SubmitError` saying what
+and what to do; `kflow.launch` (`run`, `trigger`) uses it too.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -19,7 +25,7 @@ from kflow import api_types, config, kube
 from kflow.api_types import RunPhase
 from kflow.exceptions import KflowException
 
-__all__ = ["ResumeResult", "SubmitError", "next_resume", "resume_run"]
+__all__ = ["ResumeResult", "SubmitError", "api_error", "api_errors", "next_resume", "resume_run"]
 
 
 class SubmitError(KflowException):
@@ -68,26 +74,55 @@ def next_resume(run: dict[str, Any], step: str | None = None) -> dict[str, Any]:
     return {"attempt": max(current, acted) + 1, "step": step}
 
 
-def _api_error(exc: Any, where: str) -> str:
+def api_error(exc: Any, where: str, *, action: str, plural: str,
+              hints: Mapping[int, str] | None = None) -> str:
+    """One line saying what the API server refused (`exc`, an ``ApiException``) and what
+    to do. `action` is what was tried on `where` ("update", "create", "read"); `hints`
+    replace the text of given status codes (``{where}`` and ``{message}`` filled in)."""
     try:
         message = json.loads(exc.body).get("message", exc.reason)
     except (TypeError, ValueError):
         message = exc.reason
-    if exc.status == 404:
-        return f"{where} not found: check the name (kubectl get fr -n <namespace>)"
-    if exc.status == 409:
-        return f"{where} changed while resuming it ({message}); run the command again"
+    if hints and exc.status in hints:
+        return hints[exc.status].format(where=where, message=message)
+    if exc.status == 401:
+        return (f"the API server did not accept your credentials ({message}) to {action} "
+                f"{where}: check the kubeconfig (`kflow configure --show`)")
     if exc.status == 403:
-        return f"not allowed to update {where}: {message}. Ask for RBAC on flowruns.kflow.dev."
-    return f"the API server rejected the resume of {where} ({exc.status}): {message}"
+        return (f"not allowed to {action} {where}: {message}. "
+                f"Ask for RBAC on {plural}.{api_types.GROUP}.")
+    if exc.status == 404:
+        return f"{where} not found ({message})"
+    return f"the API server rejected the {action} of {where} ({exc.status}): {message}"
+
+
+@contextmanager
+def api_errors(where: str, *, action: str, plural: str,
+               hints: Mapping[int, str] | None = None) -> Iterator[None]:
+    """Turn the Kubernetes client's errors inside the block into one-line `SubmitError`s."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        raise SubmitError(api_error(exc, where, action=action, plural=plural,
+                                    hints=hints)) from exc
+    except (HTTPError, OSError) as exc:  # connection refused, DNS, TLS
+        raise SubmitError(f"can't reach the API server for {where}: {exc}. Is the cluster "
+                          "up? `kflow configure --show` shows the kubeconfig in use.") from exc
+
+
+_RESUME_HINTS = {
+    404: "{where} not found: check the name (kubectl get fr -n <namespace>)",
+    409: "{where} changed while resuming it ({message}); run the command again",
+}
 
 
 def resume_run(name: str, *, step: str | None = None, namespace: str | None = None,
                settings: config.KflowConfig | None = None) -> ResumeResult:
     """Patch FlowRun `name`'s ``spec.resume`` to ask for one more in-place resume."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
 
     settings = settings or config.load()
     namespace = namespace or settings.namespace
@@ -96,16 +131,14 @@ def resume_run(name: str, *, step: str | None = None, namespace: str | None = No
     api = client.CustomObjectsApi(api_client)
     args = (api_types.GROUP, api_types.VERSION, namespace, api_types.FLOWRUN_PLURAL, name)
     try:
-        run = cast(dict[str, Any], api.get_namespaced_custom_object(*args))
-        resume = next_resume(run, step)
-        body = {"metadata": {"resourceVersion": run["metadata"]["resourceVersion"]},
-                "spec": {"resume": resume}}
-        api.patch_namespaced_custom_object(
-            *args, body=body, _content_type="application/merge-patch+json")
-    except ApiException as exc:
-        raise SubmitError(_api_error(exc, where)) from exc
-    except (HTTPError, OSError) as exc:  # connection refused, DNS, TLS
-        raise SubmitError(f"can't reach the API server for {where}: {exc}") from exc
+        with api_errors(where, action="update", plural=api_types.FLOWRUN_PLURAL,
+                        hints=_RESUME_HINTS):
+            run = cast(dict[str, Any], api.get_namespaced_custom_object(*args))
+            resume = next_resume(run, step)
+            body = {"metadata": {"resourceVersion": run["metadata"]["resourceVersion"]},
+                    "spec": {"resume": resume}}
+            api.patch_namespaced_custom_object(
+                *args, body=body, _content_type="application/merge-patch+json")
     finally:
         api_client.close()
     return ResumeResult(name, namespace, resume["attempt"], step)

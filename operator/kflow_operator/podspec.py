@@ -68,7 +68,7 @@ __all__ = [
 CONTAINER_NAME: Final = "step"
 ANNOTATION_CODE_SHA256: Final = "kflow.dev/code-sha256"
 # Who started the run (on the FlowRun, label or annotation) → KFLOW_USER in the pod.
-ANNOTATION_USER: Final = "kflow.dev/user"
+ANNOTATION_USER: Final = api_types.ANNOTATION_USER
 # Set by the operator on a pod before it deletes it (value: the reason, e.g. "Stopped"),
 # so `observe` can tell the operator's own deletions from the platform's.
 ANNOTATION_STOP_REASON: Final = "kflow.dev/stop-reason"

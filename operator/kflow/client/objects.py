@@ -56,6 +56,7 @@ class KflowNamespaceMismatch(KflowException):
     """The object exists but is outside the current namespace (see `namespace`)."""
 
 
+SYSTEM_TAG_PREFIXES = ("user:", "runtime:", "flowrun:")
 _shared: dict[str, Any] = {"namespace": None, "source": None}
 _source_lock = threading.Lock()
 
@@ -266,8 +267,9 @@ class Run:
             if not isinstance(tag, str) or not tag or len(tag) > 500:
                 raise ClientError(f"tag {tag!r}: a tag is a non-empty string of at most "
                                   f"500 characters")
-            if tag in self.system_tags:
-                raise ClientError(f"tag {tag!r} is a system tag; it cannot be changed")
+            if tag in self.system_tags or tag.startswith(SYSTEM_TAG_PREFIXES):
+                raise ClientError(f"tag {tag!r} is a system tag (prefixes "
+                                  f"{', '.join(SYSTEM_TAG_PREFIXES)}); it cannot be changed")
         store, info = get_source().store, self._info
         changed = store.read_run_tags(info.namespace, self.flow_name, self.id)
         added = (set(changed["added"]) - set(remove)) | set(add)

@@ -101,9 +101,10 @@ class Source:
         self._values: dict[str, object] = {}
 
     @classmethod
-    def from_config(cls, settings: Any = None) -> Source:
-        """From kflow's configuration (`kflow.config.load()` when None): the object store
-        is required; the cluster is used when a kubeconfig loads."""
+    def from_config(cls, settings: Any = None, namespace: str | None = None) -> Source:
+        """From kflow's configuration (`kflow.config.load()` when None; `namespace`
+        replaces its Kubernetes namespace): the object store is required; the cluster is
+        used when a kubeconfig loads."""
         from kflow import config, kube
         from kflow.store.retry import RetryPolicy
 
@@ -114,7 +115,7 @@ class Source:
             api_client = kube.api_client(settings)
         except config.ConfigError:
             api_client = None        # no cluster: the store alone (finished runs)
-        return cls(store, settings.namespace, api_client)
+        return cls(store, namespace or settings.namespace, api_client)
 
     def close(self) -> None:
         self.store.close()
@@ -229,7 +230,7 @@ class Source:
         return RunInfo(
             flow=flow, run_id=run_id, namespace=self.namespace,
             created_at=_epoch(metadata.get("creationTimestamp")) or 0.0,
-            user=annotations.get("kflow.dev/user"),
+            user=annotations.get(api_types.ANNOTATION_USER),
             tags=tuple(str(t) for t in spec.get("tags") or []),
             code_sha256=(status.get("flow") or {}).get("codeSha256"),
             origin_run_id=str(origin) if origin else None,
