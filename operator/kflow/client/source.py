@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -168,11 +169,11 @@ class Source:
             run_id = api_types.run_id(run)
             infos[run_id] = self._from_flowrun(flow, run_id, run)
         try:
-            archived = [r for r in self.store.list_runs(self.namespace, flow) if r not in infos]
+            with self._reading(f"listing the runs of {flow}"):
+                listed = self.store.list_runs(self.namespace, flow)
         except ValueError:       # a flow name that cannot be a store key: no runs there
-            archived = []
-        except StoreError as exc:
-            raise self._store_error(f"listing the runs of {flow}", exc) from exc
+            listed = []
+        archived = [r for r in listed if r not in infos]
         starts = self._parallel(lambda run_id: self.start_meta(flow, run_id), archived)
         for run_id, meta in zip(archived, starts, strict=True):
             if meta is not None:
@@ -196,10 +197,8 @@ class Source:
         deployed = {str((f.get("spec") or {}).get("flowName"))
                     for f in self._list(api_types.FLOW_PLURAL)
                     if (f.get("spec") or {}).get("flowName")}
-        try:
+        with self._reading("listing the flows"):
             recorded = set(self.store.list_flows(self.namespace))
-        except StoreError as exc:
-            raise self._store_error("listing the flows", exc) from exc
         return sorted(deployed | recorded)
 
     def find(self, ident: str) -> RunInfo | None:
@@ -266,22 +265,16 @@ class Source:
 
     def attempts(self, task: TaskKey) -> dict[int, bool]:
         """attempt → committed, for every attempt of `task` that recorded anything."""
-        try:
+        with self._reading(f"listing the attempts of {task.pathspec}"):
             return self.store.list_attempts(task)
-        except StoreError as exc:
-            raise self._store_error(f"listing the attempts of {task.pathspec}", exc) from exc
 
     def meta(self, key: AttemptKey, committed: bool = False) -> TaskMetadata:
         """An attempt's ``meta.json`` (cached once the attempt is `committed`)."""
         with self._lock:
             if key in self._metas:
                 return self._metas[key]
-        try:
+        with self._reading(f"reading {key.task.pathspec}"):
             meta = self.store.read_meta(key)
-        except ObjectNotFound:
-            raise
-        except StoreError as exc:
-            raise self._store_error(f"reading {key.task.pathspec}", exc) from exc
         if committed or meta.finished_at is not None:
             with self._lock:
                 self._metas[key] = meta
@@ -293,12 +286,10 @@ class Source:
             if key in self._indexes:
                 return self._indexes[key]
         try:
-            index = self.store.read_index(key)
+            with self._reading(f"reading the artifacts of {key.task.pathspec}"):
+                index = self.store.read_index(key)
         except ObjectNotFound:
             return ArtifactIndex()
-        except StoreError as exc:
-            raise self._store_error(f"reading the artifacts of {key.task.pathspec}",
-                                    exc) from exc
         with self._lock:
             self._indexes[key] = index
         return index
@@ -308,40 +299,28 @@ class Source:
         with self._lock:
             if ref.sha256 in self._values:
                 return self._values[ref.sha256]
-        try:
+        with self._reading(f"loading artifact {ref.sha256[:12]}"):
             value = self.store.load(ref)
-        except StoreError as exc:
-            raise self._store_error(f"loading artifact {ref.sha256[:12]}", exc) from exc
         if ref.size <= 1 << 20:             # small values only: the cache stays small
             with self._lock:
                 self._values[ref.sha256] = value
         return value
 
     def log(self, key: AttemptKey, stream: str) -> str:
-        try:
+        with self._reading(f"reading the {stream} of {key.task.pathspec}"):
             return self.store.read_log(key, stream).decode("utf-8", errors="replace")
-        except StoreError as exc:
-            raise self._store_error(f"reading the {stream} of {key.task.pathspec}",
-                                    exc) from exc
 
     def tasks(self, flow: str, run_id: str, step: str) -> list[str]:
-        try:
+        with self._reading(f"listing the tasks of {flow}/{run_id}/{step}"):
             return self.store.list_tasks(self.namespace, flow, run_id, step)
-        except StoreError as exc:
-            raise self._store_error(f"listing the tasks of {flow}/{run_id}/{step}",
-                                    exc) from exc
 
     def steps(self, flow: str, run_id: str) -> list[str]:
-        try:
+        with self._reading(f"listing the steps of {flow}/{run_id}"):
             return self.store.list_steps(self.namespace, flow, run_id)
-        except StoreError as exc:
-            raise self._store_error(f"listing the steps of {flow}/{run_id}", exc) from exc
 
     def code_package(self, sha256: str) -> bytes:
-        try:
+        with self._reading(f"reading code package {sha256[:12]}"):
             return self.store.get_code_package(sha256)
-        except StoreError as exc:
-            raise self._store_error(f"reading code package {sha256[:12]}", exc) from exc
 
     def _parallel(self, read: Any, items: Iterable[Any]) -> list[Any]:
         items = list(items)
@@ -350,6 +329,17 @@ class Source:
         with ThreadPoolExecutor(min(READERS, len(items)),
                                 thread_name_prefix="kflow-client") as pool:
             return list(pool.map(read, items))
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Store errors inside the block become one `ClientError` saying what was being
+        read; `ObjectNotFound` (a missing record: the callers' business) passes."""
+        try:
+            yield
+        except ObjectNotFound:
+            raise
+        except StoreError as exc:
+            raise self._store_error(what, exc) from exc
 
     def _store_error(self, what: str, exc: Exception) -> ClientError:
         endpoint = getattr(getattr(self.store.objects, "config", None), "endpoint", "")
