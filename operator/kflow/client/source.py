@@ -10,10 +10,9 @@ change). Without a cluster configured, the store alone answers (the archive).
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ __all__ = ["END_STEP", "START_STEP", "ClientError", "RunInfo", "Source"]
 START_STEP = "start"
 END_STEP = "end"
 READERS = 16            # parallel store reads when listing runs
+CACHED_VALUE_BYTES = 1 << 20    # artifact values kept in memory (and read ahead) up to this
 
 
 class ClientError(KflowException):
@@ -46,7 +46,8 @@ class ClientError(KflowException):
 @dataclass(frozen=True)
 class RunInfo:
     """What is known of a run before reading its tasks: from its FlowRun when it still
-    exists, else from its start task's record."""
+    exists (`user` and `code_sha256` may then be None until the start task is read),
+    else from its start task's record."""
 
     flow: str
     run_id: str
@@ -57,7 +58,6 @@ class RunInfo:
     code_sha256: str | None
     origin_run_id: str | None
     flowrun: Mapping[str, Any] | None       # the FlowRun as read; None once deleted
-    parameter_artifacts: Mapping[str, str]  # parameter name -> artifact name (start record)
     raw_parameters: Mapping[str, str]       # spec.parameters of the FlowRun, as strings
 
     @property
@@ -100,6 +100,9 @@ class Source:
         self._metas: dict[AttemptKey, TaskMetadata] = {}
         self._indexes: dict[AttemptKey, ArtifactIndex] = {}
         self._values: dict[str, object] = {}
+        self._read_names: set[tuple[str, str, str]] = set()   # (flow, step, artifact)
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_pool = threading.local()
 
     @classmethod
     def from_config(cls, settings: Any = None, namespace: str | None = None) -> Source:
@@ -119,6 +122,8 @@ class Source:
         return cls(store, namespace or settings.namespace, api_client)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         if self._api_client is not None:
             self._api_client.close()
@@ -177,13 +182,24 @@ class Source:
         starts = self._parallel(lambda run_id: self.start_meta(flow, run_id), archived)
         for run_id, meta in zip(archived, starts, strict=True):
             if meta is not None:
-                infos[run_id] = self._from_meta(flow, run_id, meta, None)
-        live = [i for i in infos.values() if i.flowrun is not None]
-        for info, meta in zip(live, self._parallel(
-                lambda i: self.start_meta(flow, i.run_id), live), strict=True):
-            if meta is not None:
-                infos[info.run_id] = self._from_meta(flow, info.run_id, meta, info)
-        return sorted(infos.values(), key=lambda i: (i.created_at, i.run_id), reverse=True)
+                infos[run_id] = self._from_meta(flow, run_id, meta)
+        return self._newest_first(flow, list(infos.values()))
+
+    def _newest_first(self, flow: str, infos: list[RunInfo]) -> list[RunInfo]:
+        """Sorted by creation, newest first. A FlowRun's creationTimestamp has whole
+        seconds: live runs created in the same second as another run are ordered by
+        their start task's start (ms; not started yet: last of that second)."""
+        seconds: dict[int, int] = {}
+        for info in infos:
+            seconds[int(info.created_at)] = seconds.get(int(info.created_at), 0) + 1
+        tied = [i for i in infos if i.flowrun is not None and seconds[int(i.created_at)] > 1]
+        precise = {i.run_id: i.created_at for i in infos}
+        for info, meta in zip(tied, self._parallel(
+                lambda i: self.start_meta(flow, i.run_id), tied), strict=True):
+            precise[info.run_id] = (meta.started_at if meta is not None
+                                    else int(info.created_at) + 0.999999)
+        return sorted(infos, key=lambda i: (int(i.created_at), precise[i.run_id], i.run_id),
+                      reverse=True)
 
     def run(self, flow: str, ident: str) -> RunInfo | None:
         """The run of `flow` whose run id, or FlowRun name, is `ident`."""
@@ -233,25 +249,16 @@ class Source:
             tags=tuple(str(t) for t in spec.get("tags") or []),
             code_sha256=(status.get("flow") or {}).get("codeSha256"),
             origin_run_id=str(origin) if origin else None,
-            flowrun=run, parameter_artifacts={},
+            flowrun=run,
             raw_parameters={str(k): str(v) for k, v in (spec.get("parameters") or {}).items()})
 
-    def _from_meta(self, flow: str, run_id: str, meta: TaskMetadata,
-                   live: RunInfo | None) -> RunInfo:
+    def _from_meta(self, flow: str, run_id: str, meta: TaskMetadata) -> RunInfo:
         extra = meta.extra
-        try:
-            params = {str(k): str(v) for k, v in json.loads(extra["parameters"]).items()}
-        except (KeyError, ValueError, AttributeError):
-            params = {}
-        if live is not None:
-            return RunInfo(**{**live.__dict__, "parameter_artifacts": params,
-                              "user": live.user or meta.user,
-                              "code_sha256": live.code_sha256 or meta.code_sha256})
         return RunInfo(
             flow=flow, run_id=run_id, namespace=self.namespace, created_at=meta.started_at,
             user=meta.user, tags=_split_tags(extra.get("tags")),
             code_sha256=meta.code_sha256, origin_run_id=extra.get("origin_run_id"),
-            flowrun=None, parameter_artifacts=params, raw_parameters={})
+            flowrun=None, raw_parameters={})
 
     # ------------------------------------------------------------------ records
 
@@ -301,7 +308,7 @@ class Source:
                 return self._values[ref.sha256]
         with self._reading(f"loading artifact {ref.sha256[:12]}"):
             value = self.store.load(ref)
-        if ref.size <= 1 << 20:             # small values only: the cache stays small
+        if ref.size <= CACHED_VALUE_BYTES:  # small values only: the cache stays small
             with self._lock:
                 self._values[ref.sha256] = value
         return value
@@ -322,13 +329,44 @@ class Source:
         with self._reading(f"reading code package {sha256[:12]}"):
             return self.store.get_code_package(sha256)
 
-    def _parallel(self, read: Any, items: Iterable[Any]) -> list[Any]:
+    def submit_all(self, read: Callable[[Any], Any], items: Iterable[Any]) -> list[Future[Any]]:
+        """`read` of each item on the source's reader threads (one pool for the source's
+        life); on a reader thread itself, run at once (a pool waiting on itself would
+        deadlock)."""
         items = list(items)
-        if len(items) <= 1:
-            return [read(i) for i in items]
-        with ThreadPoolExecutor(min(READERS, len(items)),
-                                thread_name_prefix="kflow-client") as pool:
-            return list(pool.map(read, items))
+        if getattr(self._in_pool, "yes", False) or len(items) <= 1:
+            done: list[Future[Any]] = []
+            for item in items:
+                future: Future[Any] = Future()
+                try:
+                    future.set_result(read(item))
+                except Exception as exc:  # delivered by result(), as from the pool
+                    future.set_exception(exc)
+                done.append(future)
+            return done
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(READERS, thread_name_prefix="kflow-client",
+                                                initializer=self._mark_reader)
+            pool = self._pool
+        return [pool.submit(read, item) for item in items]
+
+    def _mark_reader(self) -> None:
+        self._in_pool.yes = True
+
+    def _parallel(self, read: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        return [future.result() for future in self.submit_all(read, items)]
+
+    def note_read(self, flow: str, step: str, name: str) -> None:
+        """An artifact was read: `likely_reads` offers it for the flow's other runs."""
+        with self._lock:
+            self._read_names.add((flow, step, name))
+
+    def likely_reads(self, flow: str, step: str) -> list[str]:
+        """The artifacts of `step` read so far in some run of `flow` (what a loop over
+        runs reads next)."""
+        with self._lock:
+            return sorted(n for f, s, n in self._read_names if (f, s) == (flow, step))
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
