@@ -115,8 +115,10 @@ def epoch(text: str | None) -> float | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def check_twins() -> None:
-    for name, _ in SCENARIOS.values():
+def check_twins(files: tuple[str, ...] | None = None) -> None:
+    """Each kflow flow (`files`, default this script's) is its Metaflow twin with
+    `from kflow import` for `from metaflow import`."""
+    for name in files or tuple(f for f, _ in SCENARIOS.values()):
         mf = (FLOWS / "metaflow" / name).read_text()
         kf = (FLOWS / "kflow" / name).read_text()
         if mf.replace("from metaflow import", "from kflow import") != kf:
@@ -225,14 +227,15 @@ def running_operator(kube: Kube, work: Path) -> Iterator[subprocess.Popen[bytes]
             process.wait(timeout=10)
 
 
-def deploy(kube: Kube, flow_file: str) -> str:
+def deploy(kube: Kube, flow_file: str, flow_class: str | None = None) -> str:
+    """`python flow.py deploy` of bench/flows/kflow/<flow_file>; the Flow's name."""
     env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig), "KFLOW_NAMESPACE": NAMESPACE,
            "KFLOW_S3_CREDENTIALS": str(kube.s3_credentials), "KFLOW_CONFIG": ""}
     done = subprocess.run([sys.executable, str(FLOWS / "kflow" / flow_file), "deploy"],
                           env=env, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise SystemExit(f"deploy {flow_file} failed:\n{done.stderr}")
-    return resource_name(SCENARIOS[Path(flow_file).stem][1])
+    return resource_name(flow_class or SCENARIOS[Path(flow_file).stem][1])
 
 
 # ----------------------------------------------------------------- kflow runs
