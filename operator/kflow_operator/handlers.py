@@ -62,6 +62,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     settings.posting.level = logging.WARNING
+    # No cluster scanning: kopf would list namespaces and CRDs cluster-wide, rights a
+    # namespaced install does not give (the chart's RBAC). kflow's CRDs exist before the
+    # operator starts (helm installs crds/ first) and its namespaces are named.
+    settings.scanning.disabled = True
     config: OperatorConfig = getattr(memo, "config", None) or from_env()
     metrics = OperatorMetrics()
     kube = KubernetesKubeApi(load_api_client(), on_request=lambda verb, outcome:
@@ -79,6 +83,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         except OSError as exc:
             log.error("no metrics: cannot listen on %s:%d: %s", config.metrics_address,
                       config.metrics_port, exc)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Credentials from the kubernetes client only (in-cluster, else the kubeconfig).
+    kopf would also try pykube-ng, which ignores a kubeconfig's ``tokenFile`` and so
+    logs in as anonymous on the process node (whose pods get a kubeconfig naming their
+    service account's token file) and with other token-file kubeconfigs."""
+    return kopf.login_via_client(**kwargs)
 
 
 @kopf.on.cleanup()

@@ -27,7 +27,8 @@ What every step pod gets, and why:
   runnable, `StartTask.ready_at`) and ``kflow.dev/created-at`` (the operator's clock
   just before the create call), both RFC 3339 with milliseconds, passed to the runner
   by the downward API as ``KFLOW_TASK_READY_AT`` / ``KFLOW_TASK_CREATED_AT``.
-- S3 settings only through ``envFrom`` a Secret (`PodConfig.s3_secret_name`); never a
+- S3 settings only through ``envFrom`` a Secret (`PodConfig.s3_secret_name`; endpoint,
+  bucket and region may come from a ConfigMap, `s3_config_name`); never a
   credential in the manifest. The S3 Secret comes last so a step's own Secrets cannot
   redirect the store; a step's ``environment`` cannot set kflow's reserved variables.
 - The termination message stays at the default ``/dev/termination-log`` (the runner
@@ -107,6 +108,9 @@ class PodConfig:
 
     step_service_account: str = "kflow-step"
     s3_secret_name: str = "kflow-s3"
+    # A ConfigMap with the store's non-secret settings (KFLOW_S3_ENDPOINT, _BUCKET,
+    # _REGION), read before the Secret (the Helm chart's split); None: the Secret has all.
+    s3_config_name: str | None = None
     default_requests: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REQUESTS))
     default_limits: Mapping[str, str] = field(default_factory=dict)
     run_as_user: int | None = 1000
@@ -265,6 +269,8 @@ def build_pod(flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
         "args": _args(flow, run, start, origin_run_id),
         "env": _env(step, run, config),
         "envFrom": [{"secretRef": {"name": str(name)}} for name in kube.get("secrets") or []]
+        + ([{"configMapRef": {"name": config.s3_config_name}}] if config.s3_config_name
+           else [])
         + [{"secretRef": {"name": config.s3_secret_name}}],
         "resources": _resources(step, config),
         "securityContext": {

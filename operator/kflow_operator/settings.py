@@ -10,6 +10,8 @@ variable                           default           meaning
                                                      empty: the whole cluster
 ``KFLOW_STEP_SERVICE_ACCOUNT``     ``kflow-step``    step pods' service account (no rights)
 ``KFLOW_S3_SECRET_NAME``           ``kflow-s3``      Secret with ``KFLOW_S3_*`` for pods
+``KFLOW_S3_CONFIG_NAME``           (none)            ConfigMap with the store's endpoint,
+                                                    bucket and region (the Helm chart's)
 ``KFLOW_DEFAULT_REQUESTS``         ``cpu=100m,memory=256Mi``  requests of a step that
                                                      sets none for a resource
 ``KFLOW_DEFAULT_LIMITS``           (none)            limits likewise
@@ -171,6 +173,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> OperatorConfig:
         step_service_account=_name(env, "KFLOW_STEP_SERVICE_ACCOUNT", "kflow-step",
                                    _DNS_SUBDOMAIN),
         s3_secret_name=_name(env, "KFLOW_S3_SECRET_NAME", "kflow-s3", _DNS_SUBDOMAIN),
+        s3_config_name=(_name(env, "KFLOW_S3_CONFIG_NAME", "", _DNS_SUBDOMAIN)
+                        if env.get("KFLOW_S3_CONFIG_NAME", "").strip() else None),
         default_requests=_quantities(env, "KFLOW_DEFAULT_REQUESTS", DEFAULT_REQUESTS),
         default_limits=_quantities(env, "KFLOW_DEFAULT_LIMITS", {}),
         run_as_user=_user_id(env, "KFLOW_STEP_RUN_AS_USER", 1000),

@@ -197,6 +197,12 @@ def test_step_image_overrides_flow_image_and_config_knobs() -> None:
     assert container["envFrom"] == [{"secretRef": {"name": "s3"}}]
     assert container["args"][-2:] == ["--origin-run-id", "old-12345678"]
     assert "activeDeadlineSeconds" not in pod["spec"]
+    # The Helm chart's split: endpoint, bucket, region from a ConfigMap, keys from the
+    # Secret, which comes last (it wins).
+    split = build_pod(flow, make_run(flow), start("full"),
+                      dataclasses.replace(config, s3_config_name="s3-where"))
+    assert split["spec"]["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "s3-where"}}, {"secretRef": {"name": "s3"}}]
 
 
 def test_long_and_nested_identities_stay_valid() -> None:

@@ -22,6 +22,7 @@ def test_values_are_read() -> None:
         "KFLOW_WATCH_NAMESPACES": "ml, team-b,ml",
         "KFLOW_STEP_SERVICE_ACCOUNT": "steps",
         "KFLOW_S3_SECRET_NAME": "store-creds",
+        "KFLOW_S3_CONFIG_NAME": "store-where",
         "KFLOW_DEFAULT_REQUESTS": "cpu=250m, memory=1Gi",
         "KFLOW_DEFAULT_LIMITS": "memory=2Gi",
         "KFLOW_STEP_RUN_AS_USER": "image",
@@ -39,6 +40,7 @@ def test_values_are_read() -> None:
     assert config.namespaces == ("ml", "team-b")
     assert config.pod.step_service_account == "steps"
     assert config.pod.s3_secret_name == "store-creds"
+    assert config.pod.s3_config_name == "store-where"
     assert dict(config.pod.default_requests) == {"cpu": "250m", "memory": "1Gi"}
     assert dict(config.pod.default_limits) == {"memory": "2Gi"}
     assert config.pod.run_as_user is None and config.pod.run_as_group == 2000
