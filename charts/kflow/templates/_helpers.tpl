@@ -42,11 +42,7 @@ app.kubernetes.io/component: operator
 
 {{/* The Secret holding KFLOW_S3_ACCESS_KEY and KFLOW_S3_SECRET_KEY. */}}
 {{- define "kflow.s3SecretName" -}}
-{{- if eq .Values.objectStore.mode "bundled" -}}
-{{- printf "%s-s3-keys" (include "kflow.fullname" .) -}}
-{{- else -}}
 {{- .Values.objectStore.external.existingSecret -}}
-{{- end -}}
 {{- end -}}
 
 {{- define "kflow.s3ConfigName" -}}
