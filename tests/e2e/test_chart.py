@@ -1,7 +1,8 @@
 """The Helm chart on the embedded cluster: lint, render, the apiserver's dry run, bad
 values refused by the schema, and a real install — the operator as a pod under the
-chart's ServiceAccount, a FlowRun applied with kubectl succeeding, an upgrade rolling
-the operator, an uninstall leaving no workload (the runs' history stays in the store).
+chart's ServiceAccount, a FlowRun applied with kubectl succeeding, `helm test` running
+a flow, an upgrade rolling the operator, an uninstall leaving no workload (the runs'
+history stays in the store).
 
 helm comes from `kflow.cluster.binaries.helm()` (built once from its Go module and
 cached like the cluster's binaries).
@@ -173,6 +174,18 @@ def test_install_run_a_flow_upgrade_and_uninstall(
 
     assert wait_for("the FlowRun under the installed operator", phase, timeout=180) \
         == "Succeeded"
+
+    # `helm test`: a pod runs a tiny flow as a user of the namespace would.
+    # (Deleted once it succeeded, with its ServiceAccount and Role; kept when it fails.)
+    tested = _helm(helm_path, cluster, "test", "kflow", "-n", namespace, "--timeout", "240s")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "TEST SUITE:     kflow-test" in tested.stdout
+    assert "Phase:          Succeeded" in tested.stdout
+    flowruns = json.loads(cluster.kubectl("get", "fr", "-n", namespace, "-o", "json").stdout)
+    helm_runs = [r for r in flowruns["items"]
+                 if r["spec"]["flowRef"]["name"] == "helm-test-flow"]
+    assert [r["status"]["phase"] for r in helm_runs] == ["Succeeded"]
+    assert helm_runs[0]["metadata"]["annotations"]["kflow.dev/user"] == "helm-test"
 
     # A changed value rolls the operator (Recreate: one at a time).
     upgraded = _helm(helm_path, cluster, "upgrade", "kflow", str(CHART), "-n", namespace,
