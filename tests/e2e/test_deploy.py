@@ -38,6 +38,9 @@ def test_deploy_uploads_once_applies_in_place_and_bumps_generation_on_change(
         cluster: TestCluster, namespace: str, env: dict[str, str], tmp_path: Path) -> None:
     flow_file = tmp_path / "train_flow.py"
     shutil.copy(EXAMPLE, flow_file)
+    # A package of its own (content-addressed: a store kept from an earlier test run
+    # would already hold the example's).
+    flow_file.write_text(flow_file.read_text() + f"\n# {namespace}\n")
 
     first = flow_cli(flow_file, env, "deploy")
     assert first.returncode == 0, first.stderr
