@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 from artifacts import clean_env, metaflow_python
-from kflow.cluster import s3
 from scheduling import (
     FLOWS,
     NAMESPACE,
@@ -68,6 +67,7 @@ from scheduling import (
     embedded_cluster,
     leftovers,
     machine_facts,
+    metaflow_store_env,
     prepare_namespace,
     running_operator,
     wait_runs,
@@ -228,15 +228,7 @@ def metaflow_env(kube: Kube, work: Path, mode: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = clean_env({"METAFLOW_DEFAULT_METADATA": "local",
                      "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "sysroot")}, home)
-    if mode == "local":
-        env["METAFLOW_DEFAULT_DATASTORE"] = "local"
-    else:
-        creds = s3.read_credentials_file(kube.s3_credentials)
-        env.update(METAFLOW_DEFAULT_DATASTORE="s3",
-                   METAFLOW_DATASTORE_SYSROOT_S3=f"s3://{creds.bucket}/metaflow/client",
-                   METAFLOW_S3_ENDPOINT_URL=creds.endpoint,
-                   AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key,
-                   AWS_DEFAULT_REGION=creds.region, AWS_EC2_METADATA_DISABLED="true")
+    env.update(metaflow_store_env(kube, mode, "metaflow/client"))
     return env
 
 

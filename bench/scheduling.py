@@ -441,6 +441,18 @@ def metaflow_gaps(marks: Path, parents: dict[str, list[str]]) -> list[float]:
     return gaps
 
 
+def metaflow_store_env(kube: Kube, mode: str, s3_prefix: str) -> dict[str, str]:
+    """Metaflow's datastore: local, or S3 on the cluster's server under `s3_prefix`."""
+    if mode == "local":
+        return {"METAFLOW_DEFAULT_DATASTORE": "local"}
+    creds = s3.read_credentials_file(kube.s3_credentials)
+    return {"METAFLOW_DEFAULT_DATASTORE": "s3",
+            "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{creds.bucket}/{s3_prefix}",
+            "METAFLOW_S3_ENDPOINT_URL": creds.endpoint,
+            "AWS_ACCESS_KEY_ID": creds.access_key, "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+            "AWS_DEFAULT_REGION": creds.region, "AWS_EC2_METADATA_DISABLED": "true"}
+
+
 def run_metaflow(mf: Path, mf_args: tuple[str, ...], kube: Kube, work: Path, scenario: str,
                  mode: str, label: str, options: list[str],
                  parents: dict[str, list[str]]) -> MetaflowRun:
@@ -449,15 +461,7 @@ def run_metaflow(mf: Path, mf_args: tuple[str, ...], kube: Kube, work: Path, sce
     marks = rundir / "marks"
     env = clean_env({"BENCH_MARKS": str(marks), "METAFLOW_DEFAULT_METADATA": "local",
                      "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(rundir / "sysroot")}, rundir)
-    if mode == "local":
-        env["METAFLOW_DEFAULT_DATASTORE"] = "local"
-    else:
-        creds = s3.read_credentials_file(kube.s3_credentials)
-        env.update(METAFLOW_DEFAULT_DATASTORE="s3",
-                   METAFLOW_DATASTORE_SYSROOT_S3=f"s3://{creds.bucket}/metaflow/{label}",
-                   METAFLOW_S3_ENDPOINT_URL=creds.endpoint,
-                   AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key,
-                   AWS_DEFAULT_REGION=creds.region, AWS_EC2_METADATA_DISABLED="true")
+    env.update(metaflow_store_env(kube, mode, f"metaflow/{label}"))
     flow_file = FLOWS / "metaflow" / SCENARIOS[scenario][0]
     log = rundir / "run.log"
     with log.open("wb") as out:
