@@ -200,7 +200,9 @@ def _launch(flow_cls: type[FlowSpec], args: argparse.Namespace, values: dict[str
     api = launch.KubeRunsApi(settings)
     try:
         if flow is None:
-            flow = launch.deployed_name(flow_cls, user)
+            from kflow.manifest import flow_identity
+
+            flow, _ = flow_identity(flow_cls, user)
             launch.require_flow(api, namespace, flow, _prog())
         request = launch.RunRequest(flow, namespace, user, values, args.tag,
                                     args.max_parallelism, args.name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 
-from kflow.client import Flow, KflowNotFound, Run, Source, Task, get_source
+from kflow.client import Flow, KflowNotFound, Run, Step, Task, get_source
 from kflow.planning.run import parse_time
 from kflow.planning.status import format_duration
 
@@ -149,8 +149,8 @@ def find_run(ident: str) -> Run:
     return Run._from_info(info)
 
 
-def _step_row(source: Source, run: Run, name: str, live: dict[str, object] | None) -> StepRow:
-    step = run[name]
+def _step_row(step: Step, live: dict[str, object] | None) -> tuple[StepRow, list[Task]]:
+    """A step's row, and its tasks whose latest attempt failed."""
     tasks = list(step.tasks())
     done = [t for t in tasks if t.finished]
     failed = [t for t in done if not t.successful]
@@ -158,27 +158,27 @@ def _step_row(source: Source, run: Run, name: str, live: dict[str, object] | Non
     running = int(counts.get("running", 0)) if isinstance(counts, dict) else 0
     ends = [t.finished_at for t in done]
     finished = max(e for e in ends if e) if ends and len(done) == len(tasks) else None
-    return StepRow(name=name, tasks=len(tasks), succeeded=len(done) - len(failed),
-                   failed=len(failed), running=running, started=step.created_at,
-                   finished=finished)
+    row = StepRow(name=step.id, tasks=len(tasks), succeeded=len(done) - len(failed),
+                  failed=len(failed), running=running,
+                  started=tasks[0].created_at if tasks else None, finished=finished)
+    return row, failed
+
+
+def _failure_text(task: Task) -> str:
+    exc = task.exception
+    return (f"{exc.type}: {exc.exception}" if exc is not None
+            else f"exit status {task.metadata.exit_status}")
 
 
 def details(run: Run) -> RunDetails:
     """Everything `describe_text` shows, read through the client API."""
-    source = get_source()
     status = run.flowrun_status
     live_steps = {str(s.get("name")): s for s in status.get("steps") or []}
-    names = [s.id for s in reversed(list(run.steps()))]        # oldest first
-    rows = source._parallel(lambda n: _step_row(source, run, n, live_steps.get(n)), names)
-    failures = []
-    for row in rows:
-        if row.failed:
-            for task in run[row.name].tasks():
-                if task.finished and not task.successful:
-                    exc = task.exception
-                    text = (f"{exc.type}: {exc.exception}" if exc is not None
-                            else f"exit status {task.metadata.exit_status}")
-                    failures.append((task.pathspec, task.current_attempt, text))
+    steps = list(reversed(list(run.steps())))               # oldest first
+    read = get_source()._parallel(lambda step: _step_row(step, live_steps.get(step.id)), steps)
+    rows = [row for row, _ in read]
+    failures = [(task.pathspec, task.current_attempt, _failure_text(task))
+                for _, failed in read for task in failed]
     message = status.get("message") if status.get("phase") != "Succeeded" else None
     return RunDetails(row=_row(run), run_id=run.id, flowrun=run.flowrun,
                       finished=run.finished_at, code_sha256=run.code.sha256 if run.code else None,

@@ -29,14 +29,12 @@ from kflow.api_types import RunPhase
 from kflow.submit import SubmitError, api_errors
 
 if TYPE_CHECKING:
-    from kflow.flowspec import FlowSpec
     from kflow.parameters import Parameter
 
 __all__ = [
     "KubeRunsApi",
     "RunRequest",
     "RunsApi",
-    "deployed_name",
     "flowrun_body",
     "follow",
     "launch",
@@ -46,16 +44,6 @@ __all__ = [
 
 WATCH_SECONDS = 60  # server-side timeout of one watch; a new one starts from a fresh read
 TERMINAL = frozenset(phase.value for phase in api_types.TERMINAL_PHASES)
-
-
-def deployed_name(flow_cls: type[FlowSpec], user: str) -> str:
-    """The resource name `deploy` gives the Flow of `flow_cls` (for `user`'s @project branch)."""
-    from kflow.manifest import resource_name
-
-    project = getattr(flow_cls, "_flow_decorators", {}).get("project")
-    if project is None:
-        return resource_name(flow_cls.__name__)
-    return resource_name(flow_cls.__name__, project.project_name, project.resolve_branch(user))
 
 
 def parameter_values(parameters: Sequence[Parameter], given: Mapping[str, str],

@@ -113,6 +113,17 @@ def _step(node: StepNode, flow_cls: type[FlowSpec]) -> dict[str, Any]:
     return step
 
 
+def flow_identity(flow_cls: type[FlowSpec], username: str,
+                  flow_name: str | None = None) -> tuple[str, str | None]:
+    """(the Flow resource's name, @project's branch or None) for `username`: what
+    `deploy` names the Flow, and what `trigger` looks for."""
+    project = getattr(flow_cls, "_flow_decorators", {}).get("project")
+    branch = project.resolve_branch(username) if project is not None else None
+    name = resource_name(flow_name or flow_cls.__name__,
+                         project.project_name if project else None, branch)
+    return name, branch
+
+
 def flow_manifest(
     flow_cls: type[FlowSpec],
     graph: FlowGraph,
@@ -128,8 +139,7 @@ def flow_manifest(
 
     flow_decorators = getattr(flow_cls, "_flow_decorators", {})
     project = flow_decorators.get("project")
-    branch = project.resolve_branch(username) if project is not None else None
-    name = resource_name(graph.name, project.project_name if project else None, branch)
+    name, branch = flow_identity(flow_cls, username, graph.name)
     spec: dict[str, Any] = {
         "flowName": graph.name,
         "image": image,

@@ -194,6 +194,11 @@ class Reconciler:
                                                           "generation") if key in live_meta},
             "spec": live.get("spec") or {},
         }
+        if (run.get("spec") or {}).get("resumeFrom"):
+            origin = self._pin_origin(run, live.get("spec") or {})
+            if isinstance(origin, _Invalid):
+                return origin
+            flow["origin"] = origin
         body = {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {
@@ -208,12 +213,6 @@ class Reconciler:
             },
             "data": {SNAPSHOT_KEY: json.dumps(flow, sort_keys=True)},
         }
-        if (run.get("spec") or {}).get("resumeFrom"):
-            pinned = self._pin_origin(run, live.get("spec") or {})
-            if isinstance(pinned, _Invalid):
-                return pinned
-            flow["origin"] = pinned
-            body["data"] = {SNAPSHOT_KEY: json.dumps(flow, sort_keys=True)}
         self._kube.create_configmap(body)
         # A 409 returned someone else's: read it back through the ownership checks.
         found = self._read_snapshot(run)

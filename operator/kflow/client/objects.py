@@ -35,6 +35,7 @@ from kflow.client.source import (
     ClientError,
     RunInfo,
     Source,
+    match_run,
 )
 from kflow.exceptions import KflowException
 from kflow.store import ObjectNotFound, TaskKey, TaskMetadata
@@ -153,13 +154,10 @@ class Flow:
             yield from batch
 
     def __getitem__(self, run_id: str) -> Run:
-        for run in self._runs:
-            if run_id in (run.id, run.flowrun):
-                return run._check_namespace()
-        info = get_source().run(self.id, run_id)
+        info = match_run((r._info for r in self._runs), run_id)
         if info is None:
             raise KeyError(f"Flow {self.id} has no run {run_id!r}")
-        return Run._from_info(info)._check_namespace()
+        return next(r for r in self._runs if r._info is info)._check_namespace()
 
     def __contains__(self, run_id: object) -> bool:
         try:
@@ -186,6 +184,7 @@ class Run:
 
     _info: RunInfo
     _end: Task | None
+    _user_tags: frozenset[str] | None
     id: str
     flow_name: str
     pathspec: str
@@ -211,6 +210,7 @@ class Run:
         self.flow_name = info.flow
         self.pathspec = f"{info.flow}/{info.run_id}"
         self._end: Task | None = None
+        self._user_tags: frozenset[str] | None = None
 
     def _check_namespace(self) -> Run:
         ns = get_namespace()
@@ -262,9 +262,12 @@ class Run:
 
     @property
     def user_tags(self) -> frozenset[str]:
-        changed = get_source().store.read_run_tags(self._info.namespace, self.flow_name, self.id)
-        return frozenset((set(self._info.tags) | set(changed["added"]))
-                         - set(changed["removed"]))
+        """The run's tags and those changed since (read once per Run object)."""
+        if self._user_tags is None:
+            changed = get_source().run_tags(self.flow_name, self.id)
+            self._user_tags = frozenset((set(self._info.tags) | set(changed["added"]))
+                                        - set(changed["removed"]))
+        return self._user_tags
 
     @property
     def tags(self) -> frozenset[str]:
@@ -294,11 +297,12 @@ class Run:
             if tag in self.system_tags or tag.startswith(SYSTEM_TAG_PREFIXES):
                 raise ClientError(f"tag {tag!r} is a system tag (prefixes "
                                   f"{', '.join(SYSTEM_TAG_PREFIXES)}); it cannot be changed")
-        store, info = get_source().store, self._info
-        changed = store.read_run_tags(info.namespace, self.flow_name, self.id)
+        source = get_source()
+        changed = source.run_tags(self.flow_name, self.id)
         added = (set(changed["added"]) - set(remove)) | set(add)
         removed = (set(changed["removed"]) | set(remove)) - set(add)
-        store.write_run_tags(info.namespace, self.flow_name, self.id, added, removed)
+        source.set_run_tags(self.flow_name, self.id, added, removed)
+        self._user_tags = None
 
     # --------------------------------------------------------------------- state
     @property
@@ -316,13 +320,7 @@ class Run:
     def end_task(self) -> Task | None:
         """The end task once it committed (None before: read again to see it)."""
         if self._end is None:
-            try:
-                end = Task(f"{self.pathspec}/{END_STEP}/0")
-            except KflowNotFound:
-                return None
-            if not end.finished:
-                return None
-            self._end = end
+            self._end = self._finished_task(END_STEP)
         return self._end
 
     @property
@@ -348,7 +346,7 @@ class Run:
     def parameters(self) -> dict[str, object]:
         """Parameter name → value (typed, from the start task; the FlowRun's strings
         while the start task has not committed)."""
-        start = self._start_task()
+        start = self._finished_task(START_STEP)
         try:
             names = json.loads(start.metadata.extra["parameters"]) if start else {}
         except (KeyError, ValueError):
@@ -357,9 +355,10 @@ class Run:
             return {name: start[attr].data for name, attr in names.items() if attr in start}
         return dict(self._info.raw_parameters)
 
-    def _start_task(self) -> Task | None:
+    def _finished_task(self, step: str) -> Task | None:
+        """The step's first task once it committed, else None."""
         try:
-            task = Task(f"{self.pathspec}/{START_STEP}/0")
+            task = Task(f"{self.pathspec}/{step}/0")
         except KflowNotFound:
             return None
         return task if task.finished else None

@@ -31,7 +31,7 @@ from kflow.store import (
     TaskMetadata,
 )
 
-__all__ = ["END_STEP", "START_STEP", "ClientError", "RunInfo", "Source"]
+__all__ = ["END_STEP", "START_STEP", "ClientError", "RunInfo", "Source", "match_run"]
 
 START_STEP = "start"
 END_STEP = "end"
@@ -86,6 +86,16 @@ def _epoch(text: object) -> float | None:
 
 def _split_tags(text: str | None) -> tuple[str, ...]:
     return tuple(t for t in (text or "").split(",") if t)
+
+
+def match_run(infos: Iterable[RunInfo], ident: str) -> RunInfo | None:
+    """The first of `infos` (newest first) whose run id or FlowRun name is `ident`, else
+    whose run id is `ident`-<uid8> (the run of a deleted FlowRun of that name)."""
+    infos = list(infos)
+    found = [i for i in infos if ident in (i.run_id, i.flowrun_name)]
+    if not found:
+        found = [i for i in infos if i.run_id.rsplit("-", 1)[0] == ident]
+    return found[0] if found else None
 
 
 class Source:
@@ -203,10 +213,7 @@ class Source:
 
     def run(self, flow: str, ident: str) -> RunInfo | None:
         """The run of `flow` whose run id, or FlowRun name, is `ident`."""
-        found = [i for i in self.runs(flow) if ident in (i.run_id, i.flowrun_name)]
-        if not found:                       # a deleted FlowRun: run ids are <name>-<uid8>
-            found = [i for i in self.runs(flow) if i.run_id.rsplit("-", 1)[0] == ident]
-        return found[0] if found else None
+        return match_run(self.runs(flow), ident)
 
     def flows(self) -> list[str]:
         """The flow classes with a Flow resource or a recorded run in the namespace."""
@@ -324,6 +331,16 @@ class Source:
     def steps(self, flow: str, run_id: str) -> list[str]:
         with self._reading(f"listing the steps of {flow}/{run_id}"):
             return self.store.list_steps(self.namespace, flow, run_id)
+
+    def run_tags(self, flow: str, run_id: str) -> dict[str, list[str]]:
+        """Tags added and removed after the run started (see `Datastore.read_run_tags`)."""
+        with self._reading(f"reading the tags of {flow}/{run_id}"):
+            return self.store.read_run_tags(self.namespace, flow, run_id)
+
+    def set_run_tags(self, flow: str, run_id: str, added: Iterable[str],
+                     removed: Iterable[str]) -> None:
+        with self._reading(f"writing the tags of {flow}/{run_id}"):
+            self.store.write_run_tags(self.namespace, flow, run_id, added, removed)
 
     def code_package(self, sha256: str) -> bytes:
         with self._reading(f"reading code package {sha256[:12]}"):

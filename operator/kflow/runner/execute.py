@@ -146,7 +146,8 @@ def _open(args: TaskArgs, env: Mapping[str, str]
         extra["tags"] = ",".join(args.tags)
     if args.origin_run_id:
         extra["origin_run_id"] = args.origin_run_id
-    meta = TaskMetadata.collect(args.attempt, args.code_sha256, time.time(), extra=extra)
+    meta = TaskMetadata.collect(args.attempt, args.code_sha256, time.time(), extra=extra,
+                                user=env.get("KFLOW_USER"))
     writer.begin(meta)
     return store, writer, meta
 

@@ -94,11 +94,13 @@ class RunReader:
             return None
         source = TaskKey(self.namespace, self.flow, self.origin_run_id, ref.step, ref.task_id)
         attempt = self.store.latest_done_attempt(source)
-        if attempt is None or self.store.read_meta(source.attempt(attempt)).exit_status != 0:
+        if attempt is None:
             return None
-        meta = self.store.clone_attempt(source.attempt(attempt),
-                                        self.key(ref).attempt(CLONED_ATTEMPT))
-        return CLONED_ATTEMPT, meta
+        origin = self.store.read_meta(source.attempt(attempt))
+        if origin.exit_status != 0:
+            return None
+        return CLONED_ATTEMPT, self.store.clone_attempt(
+            source.attempt(attempt), self.key(ref).attempt(CLONED_ATTEMPT), origin)
 
     def parent(self, slot: Sequence[TaskRef], child: str) -> ParentTask:
         """The first candidate of `slot` whose latest DONE attempt succeeded."""

@@ -153,24 +153,33 @@ class Datastore:
         """The steps of a run that recorded anything, sorted by name."""
         return sorted(self._children(self.layout.run_prefix(namespace, flow, run_id)))
 
-    def clone_attempt(self, source: AttemptKey, target: AttemptKey) -> TaskMetadata:
+    def clone_attempt(self, source: AttemptKey, target: AttemptKey,
+                      meta: TaskMetadata | None = None) -> TaskMetadata:
         """Copy a DONE attempt's records (meta.json, artifacts.json, then DONE) to another
         run's task: a ``resumeFrom`` run's cloned task. Artifacts are content-addressed,
         so nothing but the records is copied. The copy's meta.json says where it came
-        from (``extra["cloned_from"]``). Idempotent: a second copy writes the same."""
+        from (``extra["cloned_from"]``). Idempotent: a second copy writes the same.
+        `meta`: the source's ``meta.json`` when the caller read it already."""
         if not self.is_done(source):
             raise StoreError(f"cannot clone {source.task.pathspec} attempt {source.attempt}: "
                              "it has no DONE marker")
-        meta = self.read_meta(source)
+        meta = meta or self.read_meta(source)
         origin = f"{source.task.pathspec}/{source.attempt}"
         meta = replace(meta, extra={**meta.extra, "cloned_from": origin})
-        layout, objects = self.layout, self.objects
-        objects.put(layout.meta(target), meta.to_json().encode())
-        objects.put(layout.artifacts(target), objects.get(layout.artifacts(source)))
-        done = {"attempt": target.attempt, "exit_status": meta.exit_status,
-                "cloned_from": origin}
-        objects.put(layout.done(target), json.dumps(done).encode())
+        self.commit(target, meta, self.objects.get(self.layout.artifacts(source)),
+                    cloned_from=origin)
         return meta
+
+    def commit(self, key: AttemptKey, meta: TaskMetadata, index: bytes,
+               **done_extra: str) -> None:
+        """An attempt's final records: meta.json and artifacts.json (side by side:
+        readers trust neither before DONE), then DONE (with `done_extra`)."""
+        layout, objects = self.layout, self.objects
+        records = [(layout.meta(key), meta.to_json().encode()), (layout.artifacts(key), index)]
+        with ThreadPoolExecutor(len(records), thread_name_prefix="kflow-commit") as pool:
+            list(pool.map(lambda record: objects.put(*record), records))
+        done = {"attempt": key.attempt, "exit_status": meta.exit_status, **done_extra}
+        objects.put(layout.done(key), json.dumps(done).encode())
 
     def read_meta(self, key: AttemptKey) -> TaskMetadata:
         return TaskMetadata.from_json(self.objects.get(self.layout.meta(key)))
@@ -221,12 +230,5 @@ class AttemptWriter:
         self._index = self._index.merged(refs)
 
     def finish(self, meta: TaskMetadata) -> None:
-        """Commit: meta.json with the outcome and artifacts.json (side by side: readers
-        trust neither before DONE), then DONE."""
-        layout, objects = self.store.layout, self.store.objects
-        records = [(layout.meta(self.key), meta.to_json().encode()),
-                   (layout.artifacts(self.key), self._index.to_json().encode())]
-        with ThreadPoolExecutor(len(records), thread_name_prefix="kflow-commit") as pool:
-            list(pool.map(lambda record: objects.put(*record), records))
-        done = {"attempt": self.key.attempt, "exit_status": meta.exit_status}
-        objects.put(layout.done(self.key), json.dumps(done).encode())
+        """Commit the outcome `meta` and the artifact index (`Datastore.commit`)."""
+        self.store.commit(self.key, meta, self._index.to_json().encode())

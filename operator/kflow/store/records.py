@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-import os
 import platform
 import socket
 import traceback as tb
@@ -179,14 +178,15 @@ class TaskMetadata:
 
     @classmethod
     def collect(cls, attempt: int, code_sha256: str | None, started_at: float,
-                extra: Mapping[str, str] | None = None) -> TaskMetadata:
-        """The start-of-attempt record, filled from this process's environment."""
+                extra: Mapping[str, str] | None = None,
+                user: str | None = None) -> TaskMetadata:
+        """The start-of-attempt record, filled from this process's environment; `user`
+        (who started the run) defaults to this process's user."""
         import cloudpickle
 
         from kflow import __version__ as kflow_version
 
-        user = os.environ.get("KFLOW_USER") or ""    # who started the run (the operator
-        if not user:                                   # passes it to every pod)
+        if not user:
             try:
                 user = getpass.getuser()
             except (KeyError, OSError):
