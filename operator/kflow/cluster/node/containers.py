@@ -2,8 +2,9 @@
 
 Owns `Slot` (the mutable per-container record a pod worker keeps: state, last state,
 restart count, back-off entry, process), `launch` (image map → argv, env resolution,
-working dir, termination-message file, log file, process start at the CPU request's
-weight, memory limit, Pulled/Created/Started events) and `collect_exit` (returncode →
+mount paths → host directories, working dir, termination-message file, log file,
+process start at the CPU request's weight, memory limit, Pulled/Created/Started
+events) and `collect_exit` (returncode →
 Terminated with reason and termination message). Only the owning pod worker touches a
 Slot (the memory watcher only sets `oom`). Imports nothing from kflow outside
 `kflow.cluster.node`.
@@ -50,7 +51,7 @@ from kflow.cluster.node.status import (
     terminated_from_api,
     termination_reason,
 )
-from kflow.cluster.node.volumes import mount_env
+from kflow.cluster.node.volumes import host_paths, mount_env, mount_table
 
 CONFIG_ERROR = "CreateContainerConfigError"
 LOST_MESSAGE = "The container could not be located when the node restarted"
@@ -126,11 +127,18 @@ def launch(
     }
     if sandbox.kubeconfig is not None:
         visible["KUBECONFIG"] = str(sandbox.kubeconfig)
+    mounts = mount_table(spec, sandbox.volumes)      # mount paths → host directories
     try:
-        declared = resolve_env(pod, spec, KubeLookups(ctx.kube), ctx.facts, visible)
+        declared = {
+            key: host_paths(value, mounts)
+            for key, value in resolve_env(pod, spec, KubeLookups(ctx.kube), ctx.facts,
+                                          visible).items()
+        }
         final_preview = {**visible, **declared}
-        command = expand_argv(spec.get("command") or [], final_preview)
-        args = expand_argv(spec.get("args") or [], final_preview)
+        command = [host_paths(a, mounts) for a in expand_argv(spec.get("command") or [],
+                                                             final_preview)]
+        args = [host_paths(a, mounts) for a in expand_argv(spec.get("args") or [],
+                                                          final_preview)]
         plan = plan_launch(ctx.image_map, slot.image, command, args)
     except (EnvError, UnmappedImage, ValueError) as exc:
         _fail_config(ctx, pod, slot, str(exc))
@@ -140,7 +148,9 @@ def launch(
         return False
     name = str((pod.get("metadata") or {}).get("name", ""))
     env = {**base_env(), "HOSTNAME": name, **dict(plan.env), **visible, **declared}
-    cwd = str(spec.get("workingDir") or plan.working_dir or sandbox.pod_dir / "work")
+    working_dir = spec.get("workingDir")
+    cwd = (host_paths(str(working_dir), mounts) if working_dir
+           else str(plan.working_dir or sandbox.pod_dir / "work"))
     log_path = instance_log(sandbox.pod_dir, slot.name, instance)
     try:
         Path(cwd).mkdir(parents=True, exist_ok=True)

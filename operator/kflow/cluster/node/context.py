@@ -1,7 +1,7 @@
 """What every pod worker shares: node identity, API access, recorders, settings.
 
 Owns `NodeContext` (built once by the agent) and `KubeLookups`, the API-backed
-ConfigMap/Secret reader behind env and volume resolution. Imports nothing from kflow
+ConfigMap/Secret/claim reader behind env and volume resolution. Imports nothing from kflow
 outside `kflow.cluster.node`.
 """
 
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from kflow.cluster.node.envvars import PodFacts
@@ -20,7 +21,7 @@ from kflow.cluster.node.images import ImageMap
 from kflow.cluster.node.kube import ClusterAccess, Kube, KubeError, ns_path
 from kflow.cluster.node.logserver import LogRegistry
 from kflow.cluster.node.process import MemoryWatcher
-from kflow.cluster.node.volumes import decode_secret
+from kflow.cluster.node.volumes import VolumeError, decode_secret
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -56,7 +57,8 @@ def service_env(server: str) -> dict[str, str]:
 
 
 class KubeLookups:
-    """ConfigMaps and Secrets read from the API (None when missing)."""
+    """ConfigMaps and Secrets read from the API (None when missing), and the volumes
+    bound to PersistentVolumeClaims."""
 
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
@@ -77,6 +79,33 @@ class KubeLookups:
     def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
         data = self._get(namespace, "secrets", name)
         return None if data is None else decode_secret(data)
+
+    def claim_directory(self, namespace: str, claim: str) -> Path:
+        try:
+            pvc = self._kube.get(ns_path(namespace, "persistentvolumeclaims", claim))
+        except KubeError as exc:
+            if exc.status == 404:
+                raise VolumeError(f'persistentvolumeclaim "{claim}" not found') from exc
+            raise
+        volume = (pvc.get("spec") or {}).get("volumeName")
+        if (pvc.get("status") or {}).get("phase") != "Bound" or not volume:
+            raise VolumeError(f'persistentvolumeclaim "{claim}" is not bound yet')
+        pv = self._kube.get(f"/api/v1/persistentvolumes/{volume}")
+        return pv_directory(pv)
+
+
+def pv_directory(pv: Mapping[str, Any]) -> Path:
+    """The host directory of a hostPath or local PersistentVolume."""
+    spec = pv.get("spec") or {}
+    for kind in ("hostPath", "local"):
+        path = (spec.get(kind) or {}).get("path")
+        if path:
+            return Path(str(path))
+    name = (pv.get("metadata") or {}).get("name", "")
+    raise VolumeError(
+        f'persistentvolume "{name}" is neither hostPath nor local: the process node '
+        "can only use a directory on this machine"
+    )
 
 
 @dataclass(frozen=True)

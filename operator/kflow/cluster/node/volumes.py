@@ -1,20 +1,32 @@
 """Pod volumes as plain directories, handed to processes through environment variables.
 
-There are no mount namespaces on the process node, so `mountPath` is NOT honoured.
-Instead every volumeMount of a container becomes an environment variable
-`KFLOW_VOLUME_<MOUNT NAME>` (upper-cased, `-` and `.` → `_`) holding the host
-directory (joined with `subPath` when given); `$(KFLOW_VOLUME_DATA)` also works in
-command/args. Supported volume types:
+There are no mount namespaces on the process node, so a process cannot see a volume
+at its `mountPath`. Two stand-ins:
+
+* every volumeMount of a container becomes an environment variable
+  `KFLOW_VOLUME_<MOUNT NAME>` (upper-cased, `-` and `.` → `_`) holding the host
+  directory (joined with `subPath` when given); `$(KFLOW_VOLUME_DATA)` also works in
+  command/args;
+* a mount path written in the container's command, args, env values or workingDir
+  is replaced by that host directory (`host_paths`): `-dir=/data` runs as
+  `-dir=<pod dir>/volumes/data`, `HOME=/tmp` as the pod's tmp volume. Only whole
+  path prefixes count (`/data/x` yes, `/database` and `/x/data` no). Paths a program
+  builds itself, or reads from a file, are not rewritten.
+
+Supported volume types:
 
 * emptyDir → `<pod dir>/volumes/<name>/`, shared by the pod's containers, deleted
   with the pod;
 * hostPath → the host path itself;
+* persistentVolumeClaim → the directory of the PersistentVolume the claim is bound to
+  (`hostPath` or `local` volumes; a claim not bound yet is retried like a missing
+  ConfigMap);
 * configMap / secret / projected (configMap, secret, downwardAPI fieldRef,
   serviceAccountToken sources — so the admission-injected `kube-api-access-*` volume
   holds `token`, `ca.crt` and `namespace`) → files written once, before the first
   container starts.
 
-Other types (persistentVolumeClaim, csi, …) get no directory and no variable.
+Other types (csi, nfs, …) get no directory and no variable.
 `render_files` is pure; `prepare_volumes` writes. Imports nothing from kflow
 outside `kflow.cluster.node`.
 """
@@ -23,15 +35,23 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kflow.cluster.node.envvars import Lookups, PodFacts, field_value
 
 
 class VolumeError(Exception):
-    """A volume cannot be set up yet (missing ConfigMap/Secret); retried later."""
+    """A volume cannot be set up yet (missing ConfigMap/Secret, unbound claim); retried."""
+
+
+class VolumeLookups(Lookups, Protocol):
+    """Lookups plus the claims behind persistentVolumeClaim volumes."""
+
+    def claim_directory(self, namespace: str, claim: str) -> Path:
+        """The host directory of the volume bound to `claim`; VolumeError if none yet."""
+        ...
 
 
 def env_name(mount_name: str) -> str:
@@ -113,16 +133,26 @@ def _safe_join(base: Path, relative: str) -> Path:
 def prepare_volumes(
     pod: Mapping[str, Any],
     pod_dir: Path,
-    lookups: Lookups,
+    lookups: VolumeLookups,
     facts: PodFacts,
     token: str | None,
 ) -> dict[str, Path]:
     """Create every volume's directory (writing files where needed): name → directory."""
     dirs: dict[str, Path] = {}
+    namespace = str((pod.get("metadata") or {}).get("namespace", "default"))
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         name = str(volume.get("name", ""))
         if "hostPath" in volume:
             dirs[name] = Path(volume["hostPath"].get("path", "/"))
+            continue
+        if "persistentVolumeClaim" in volume:
+            claim = str(volume["persistentVolumeClaim"].get("claimName", ""))
+            try:
+                dirs[name] = lookups.claim_directory(namespace, claim)
+                dirs[name].mkdir(parents=True, exist_ok=True)   # as a bind mount does
+            except VolumeError as exc:
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') \
+                    from exc
             continue
         base = pod_dir / "volumes" / name
         try:
@@ -151,6 +181,34 @@ def mount_env(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> dict[st
         path = directory / sub if sub else directory
         env[env_name(str(mount.get("name", "")))] = str(path)
     return env
+
+
+def mount_table(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> list[tuple[str, str]]:
+    """(mountPath, host directory) of the container's mounts, longest mount path first."""
+    table: list[tuple[str, str]] = []
+    for mount in container.get("volumeMounts") or []:
+        directory = dirs.get(str(mount.get("name", "")))
+        mount_path = str(mount.get("mountPath") or "").rstrip("/")
+        if directory is None or not mount_path.startswith("/"):
+            continue                      # "/" itself is never rewritten
+        sub = mount.get("subPath")
+        table.append((mount_path, str(directory / sub if sub else directory)))
+    return sorted(table, key=lambda entry: len(entry[0]), reverse=True)
+
+
+# Where a path may start and end inside a string: `-dir=/data`, `a:/data/x`, `"/data"`.
+_BEFORE = r"(?<![^\s=:,;\"'(])"
+_AFTER = r"(?![^/\s=:,;\"')])"
+
+
+def host_paths(text: str, table: Sequence[tuple[str, str]]) -> str:
+    """`text` with every mount path in it (a whole path prefix) replaced by its host
+    directory; `table` from `mount_table`."""
+    if not table or "/" not in text:
+        return text
+    pattern = re.compile(_BEFORE + "(" + "|".join(re.escape(m) for m, _ in table) + ")" + _AFTER)
+    hosts = dict(table)
+    return pattern.sub(lambda match: hosts[match.group(1)], text)
 
 
 def decode_secret(data: Mapping[str, str] | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kflow.cluster.node.context import pv_directory
 from kflow.cluster.node.envvars import PodFacts
 from kflow.cluster.node.events import event_body
 from kflow.cluster.node.kube import ClusterAccess
@@ -22,7 +23,9 @@ from kflow.cluster.node.quantity import ceil_div, parse_quantity
 from kflow.cluster.node.volumes import (
     VolumeError,
     env_name,
+    host_paths,
     mount_env,
+    mount_table,
     prepare_volumes,
     render_files,
 )
@@ -135,6 +138,14 @@ class Lookups:
     def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return {"pw": "secret"} if name == "s" else None
 
+    def __init__(self, claims: Mapping[str, Path] | None = None) -> None:
+        self.claims = dict(claims or {})
+
+    def claim_directory(self, namespace: str, claim: str) -> Path:
+        if claim not in self.claims:
+            raise VolumeError(f'persistentvolumeclaim "{claim}" is not bound yet')
+        return self.claims[claim]
+
 
 POD: dict[str, Any] = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {}}
 
@@ -192,16 +203,19 @@ def test_prepare_volumes_and_mount_env(tmp_path: Path) -> None:
             ]
         },
     }
-    dirs = prepare_volumes(pod, tmp_path, Lookups(), FACTS, None)
+    with pytest.raises(VolumeError, match='volume "claim" : persistentvolumeclaim "c" is '
+                       "not bound yet"):
+        prepare_volumes(pod, tmp_path, Lookups(), FACTS, None)
+    dirs = prepare_volumes(pod, tmp_path, Lookups({"c": tmp_path / "pv"}), FACTS, None)
     assert dirs["scratch-space"].is_dir()
     assert (dirs["conf"] / "a").read_text() == "1"
     assert dirs["host"] == Path("/etc")
-    assert "claim" not in dirs
+    assert dirs["claim"] == tmp_path / "pv" and dirs["claim"].is_dir()   # created
     container = {
         "volumeMounts": [
             {"name": "scratch-space", "mountPath": "/data"},
             {"name": "conf", "mountPath": "/etc/conf", "subPath": "a"},
-            {"name": "claim", "mountPath": "/c"},
+            {"name": "gone", "mountPath": "/gone"},
         ]
     }
     assert mount_env(container, dirs) == {
@@ -209,6 +223,43 @@ def test_prepare_volumes_and_mount_env(tmp_path: Path) -> None:
         "KFLOW_VOLUME_CONF": str(dirs["conf"] / "a"),
     }
     assert env_name("kube-api-access-x1.y") == "KFLOW_VOLUME_KUBE_API_ACCESS_X1_Y"
+
+
+def test_mount_paths_in_argv_and_env_become_host_directories() -> None:
+    dirs = {"data": Path("/h/data"), "deep": Path("/h/deep"), "root": Path("/h/root"),
+            "cfg": Path("/h/cfg")}
+    container = {"volumeMounts": [
+        {"name": "data", "mountPath": "/data/"},
+        {"name": "deep", "mountPath": "/data/deep"},
+        {"name": "root", "mountPath": "/"},                       # never rewritten
+        {"name": "cfg", "mountPath": "/etc/app", "subPath": "one"},
+        {"name": "missing", "mountPath": "/nowhere"},
+    ]}
+    table = mount_table(container, dirs)
+    assert table == [("/data/deep", "/h/deep"), ("/etc/app", "/h/cfg/one"),
+                     ("/data", "/h/data")]
+    cases = {
+        "-dir=/data": "-dir=/h/data",
+        "/data": "/h/data",
+        "/data/x/y": "/h/data/x/y",
+        "/data/deep/z": "/h/deep/z",                # the longest mount wins
+        "/database": "/database",                   # not a whole path prefix
+        "/srv/data": "/srv/data",                   # not at the start of a path
+        "a:/data,/etc/app/x": "a:/h/data,/h/cfg/one/x",
+        "--config='/etc/app'": "--config='/h/cfg/one'",
+        "plain words": "plain words",
+    }
+    for text, expected in cases.items():
+        assert host_paths(text, table) == expected, text
+    assert host_paths("/data", []) == "/data"
+
+
+def test_a_claim_bound_to_a_directory_volume() -> None:
+    assert pv_directory({"spec": {"hostPath": {"path": "/srv/pv1"}}}) == Path("/srv/pv1")
+    assert pv_directory({"spec": {"local": {"path": "/mnt/disk"}}}) == Path("/mnt/disk")
+    with pytest.raises(VolumeError, match='persistentvolume "nfs-1" is neither hostPath nor '
+                       "local"):
+        pv_directory({"metadata": {"name": "nfs-1"}, "spec": {"nfs": {"path": "/x"}}})
 
 
 def test_escaping_volume_paths_are_refused(tmp_path: Path) -> None:
