@@ -4,9 +4,9 @@ Owns `Slot` (the mutable per-container record a pod worker keeps: state, last st
 restart count, back-off entry, process), `launch` (image map → argv, env resolution,
 mount paths → host directories, working dir, termination-message file, log file,
 process start at the CPU request's weight, memory limit, Pulled/Created/Started
-events) and `collect_exit` (returncode →
-Terminated with reason and termination message). Only the owning pod worker touches a
-Slot (the memory watcher only sets `oom`). Imports nothing from kflow outside
+events) and `collect_exit` (returncode → Terminated with reason and termination
+message). Only the owning pod worker touches a Slot (the memory watcher only sets
+`oom`). Imports nothing from kflow outside
 `kflow.cluster.node`.
 
 Termination messages: there is no mount namespace, so each instance gets its own
