@@ -54,6 +54,10 @@ LABEL_APP_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 APP_LABELS: Final = (LABEL_APP_NAME, LABEL_APP_INSTANCE, LABEL_APP_VERSION,
                      LABEL_APP_COMPONENT, LABEL_APP_PART_OF, LABEL_APP_MANAGED_BY)
 PART_OF: Final = "kflow"                    # value of app.kubernetes.io/part-of
+
+# spec.driver of a FlowRun: who runs its tasks and writes its status.
+DRIVER_OPERATOR: Final = "Operator"
+DRIVER_LOCAL: Final = "Local"         # a hybrid `python flow.py run --local`
 MANAGED_BY: Final = "kflow"                 # value of app.kubernetes.io/managed-by
 COMPONENT_STEP: Final = "step"              # app.kubernetes.io/component of step pods
 

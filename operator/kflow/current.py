@@ -5,13 +5,19 @@ runner fills it once per task with ``current._set(...)``; outside a running
 task every field is None (``is_running_flow`` False). The `@project`
 fields exist only when the flow uses `@project`, so
 ``"project_name" in current`` tells whether it does (as in Metaflow).
+``current.trigger`` is the `kflow.trigger.Trigger` of a run started by
+``@trigger_on_finish`` (``current.trigger.run`` the upstream client `Run`), None
+otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kflow.trigger import Trigger
 
 __all__ = ["Current", "TaskContext", "current"]
 
@@ -34,6 +40,7 @@ class TaskContext:
     project_name: str | None = None
     branch_name: str | None = None
     project_flow_name: str | None = None
+    trigger: Trigger | None = None
 
     @property
     def pathspec(self) -> str | None:
@@ -70,6 +77,7 @@ class Current:
         project_name: str | None = None,
         branch_name: str | None = None,
         project_flow_name: str | None = None,
+        trigger: Trigger | None = None,
     ) -> None:
         """Fill `current` for a task (the runner's hook)."""
         self._context = TaskContext(
@@ -87,6 +95,7 @@ class Current:
             project_name=project_name,
             branch_name=branch_name,
             project_flow_name=project_flow_name,
+            trigger=trigger,
         )
 
     def _update(self, **changes: Any) -> None:
@@ -146,6 +155,12 @@ class Current:
     @property
     def pathspec(self) -> str | None:
         return self._context.pathspec
+
+    @property
+    def trigger(self) -> Trigger | None:
+        """What started this run with ``@trigger_on_finish`` (``.run``, ``.runs``,
+        ``.event``); None when the run was not triggered."""
+        return self._context.trigger
 
     # -- @project fields: absent without @project ---------------------------------------------
 

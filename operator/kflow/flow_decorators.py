@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 from kflow import _attributes as check
+from kflow.cron import ALIASES, Cron
 from kflow.decorator_base import Attr, FlowDecorator
 
 __all__ = [
@@ -32,13 +33,12 @@ __all__ = [
 # ---------------------------------------------------------------------------------- schedule
 
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
-_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
 
 def _cron(value: Any) -> str:
     """A 5-field cron line (a 6-field EventBridge line as Metaflow takes is cut to 5)."""
     line = check.text(value)
-    if line in _CRON_MACROS:
+    if line in ALIASES:
         return line
     fields = line.split()
     if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
@@ -47,7 +47,9 @@ def _cron(value: Any) -> str:
             "e.g. '0 6 * * 1-5'"
         )
     # EventBridge's '?' ("no specific value") is '*' for Kubernetes CronJobs.
-    return " ".join(f.replace("?", "*") for f in fields[:5])
+    line = " ".join(f.replace("?", "*") for f in fields[:5])
+    Cron.parse(line)            # CronError (a ValueError) says what to write instead
+    return line
 
 
 @cache
@@ -63,8 +65,29 @@ def _timezone(value: Any) -> str:
     return name
 
 
+def _deadline(value: Any) -> int:
+    seconds = check.non_negative_int(value)
+    if seconds < 1:
+        raise ValueError("must be at least 1 second (leave it out to start a late run "
+                         "however late)")
+    return seconds
+
+
+def _history_limit(value: Any) -> int:
+    count = check.non_negative_int(value)
+    if count > 1000:
+        raise ValueError("must be at most 1000")
+    return count
+
+
 class ScheduleDecorator(FlowDecorator):
-    """``@schedule``: run the deployed flow on a timetable (daily by default)."""
+    """``@schedule``: run the deployed flow on a timetable (daily by default).
+
+    kflow's extensions (a Kubernetes CronJob's settings): `concurrency_policy` ('Allow',
+    'Forbid', 'Replace'), `starting_deadline_seconds`, `successful_runs_history_limit`,
+    `failed_runs_history_limit`; unset ones are left to the operator's defaults (Allow,
+    no deadline, 3, 1).
+    """
 
     name = "schedule"
     ATTRIBUTES: ClassVar[Mapping[str, Attr]] = {
@@ -73,7 +96,18 @@ class ScheduleDecorator(FlowDecorator):
         "weekly": Attr(False, check.boolean),
         "cron": Attr(None, _cron),
         "timezone": Attr(None, _timezone),
+        "concurrency_policy": Attr(None, check.choice("Allow", "Forbid", "Replace")),
+        "starting_deadline_seconds": Attr(None, _deadline),
+        "successful_runs_history_limit": Attr(None, _history_limit),
+        "failed_runs_history_limit": Attr(None, _history_limit),
     }
+    SPEC_FIELDS: ClassVar[Mapping[str, str]] = {
+        "concurrency_policy": "concurrencyPolicy",
+        "starting_deadline_seconds": "startingDeadlineSeconds",
+        "successful_runs_history_limit": "successfulRunsHistoryLimit",
+        "failed_runs_history_limit": "failedRunsHistoryLimit",
+    }
+    """The kflow extensions' keys in the Flow's ``spec.schedule``."""
 
     def _check(self) -> None:
         if not (self.get("cron") or self.get("weekly") or self.get("hourly") or self.get("daily")):
@@ -98,6 +132,11 @@ class ScheduleDecorator(FlowDecorator):
         """The IANA time zone of the schedule, None for the cluster's (UTC)."""
         value: str | None = self.get("timezone")
         return value
+
+    def spec_options(self) -> dict[str, Any]:
+        """The kflow extensions the user set, keyed as in ``spec.schedule``."""
+        return {ours: self.attributes[key] for key, ours in self.SPEC_FIELDS.items()
+                if self.attributes.get(key) is not None}
 
 
 # ---------------------------------------------------------------------------------- project

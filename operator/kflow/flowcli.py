@@ -9,7 +9,9 @@ checks from `kflow.lint`, pictures from `kflow.render`, the code package from
 `kflow.packaging`, deployment from `kflow.deploy`, starting and following a run
 from `kflow.launch` (`run` deploys first, `trigger` runs what is deployed), and
 an in-place resume from `kflow.submit` (which does not need the flow to be
-valid: it only patches the run), logs from `kflow.history`.
+valid: it only patches the run), logs from `kflow.history`; with ``--local``,
+`run` and `resume` run on this machine through `kflow.local` (no cluster, a local
+store) and `logs` reads that store.
 
 Exit codes: 0 on success, 1 when the flow is invalid or a command fails
 (each error says what, where and what to do) and when a followed run Failed or
@@ -30,13 +32,14 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from kflow.flowspec import FlowSpec
     from kflow.graph import FlowGraph
+    from kflow.local import LocalSettings
     from kflow.parameters import Parameter
 
 PARAM_DEST = "param:"  # argparse dest of a ``--<param>`` option: "param:<name>"
 RUN_COMMANDS = ("run", "trigger")
 # Options of `run`/`trigger` themselves: a parameter of one of these names gets no option.
 _RUN_OPTIONS = frozenset({"help", "namespace", "tag", "max-parallelism", "detach", "name",
-                          "image", "package-include"})
+                          "image", "package-include", "local", "max-workers"})
 
 
 def _prog() -> str:
@@ -65,6 +68,7 @@ def _add_run_options(command: argparse.ArgumentParser,
     command.add_argument("--detach", action="store_true",
                          help="print the run's name and return; do not follow it")
     if deploys:
+        _add_local_options(command)
         command.add_argument("--image", help="default image of step pods (default: from "
                              "the config)")
         command.add_argument("--package-include", action="append", default=[],
@@ -79,6 +83,16 @@ def _add_run_options(command: argparse.ArgumentParser,
                            metavar=param.kind.upper(),
                            help=(param.help or param.kind) + default
                            + (" [required]" if param.required else ""))
+
+
+def _add_local_options(command: argparse.ArgumentParser) -> None:
+    """``--local`` and ``--max-workers`` (`run` and `resume`; see `kflow.local`)."""
+    command.add_argument("--local", action="store_true",
+                         help="run on this machine: no cluster, a local store "
+                         "($KFLOW_STORE_DIR, else .kflow/store here or above)")
+    command.add_argument("--max-workers", type=_positive, metavar="N",
+                         help="at most N tasks at once (default 16; on the cluster the "
+                         "same as --max-parallelism)")
 
 
 def _parser(flow_name: str, parameters: list[Parameter] | None = None) -> argparse.ArgumentParser:
@@ -116,6 +130,7 @@ def _parser(flow_name: str, parameters: list[Parameter] | None = None) -> argpar
                         "newest run)")
     resume.add_argument("--step", help="run again from this step (default: the failed steps)")
     resume.add_argument("--namespace", help="namespace of the run (default: from the config)")
+    _add_local_options(resume)
     logs = commands.add_parser(
         "logs", help="a task's logs, from the store (also after the pods are gone)",
         description="Prints the stdout (or stderr) of RUN/STEP/TASK, or of every task of "
@@ -123,6 +138,7 @@ def _parser(flow_name: str, parameters: list[Parameter] | None = None) -> argpar
     logs.add_argument("path", help="RUN/STEP or RUN/STEP/TASK")
     logs.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
     logs.add_argument("--attempt", type=int, help="this attempt (default: the latest)")
+    logs.add_argument("--local", action="store_true", help="a local run (the local store)")
     run = commands.add_parser(
         "run", allow_abbrev=False, help="deploy, start a run and follow it",
         description="Deploys the flow (as `deploy`: nothing is uploaded or applied when "
@@ -227,9 +243,40 @@ def _newest_flowrun(flow_name: str, namespace: str | None) -> str:
     return newest.flowrun
 
 
+def _check_local(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 for options that mean nothing to a local run."""
+    if not getattr(args, "local", False) or args.command == "logs":
+        return
+    for option, why in (("detach", "the run lives in this process"),
+                        ("image", "the tasks run in this Python environment")):
+        if getattr(args, option, None):
+            parser.error(f"{args.command}: --{option} does not apply to --local ({why})")
+
+
+def _local_settings(args: argparse.Namespace) -> LocalSettings:
+    from kflow.local import LocalSettings
+
+    return LocalSettings(max_workers=args.max_workers or getattr(args, "max_parallelism",
+                                                                 None) or 16,
+                         namespace=args.namespace, tags=tuple(getattr(args, "tag", ())),
+                         run_id=getattr(args, "name", None), prog=_prog(),
+                         package_include=tuple(getattr(args, "package_include", ())))
+
+
 def _run(flow_cls: type[FlowSpec], args: argparse.Namespace,
          parameters: list[Parameter]) -> int:
     command = args.command or "check"
+    if command == "resume" and args.local:
+        from kflow.hybrid import pod_steps
+        from kflow.local import LocalRunError, resume_local
+
+        if steps := pod_steps(flow_cls, checked_graph(flow_cls)):
+            raise LocalRunError(
+                f"{flow_cls.__name__} runs {', '.join(steps)} as pods (@batch/@kubernetes), "
+                "so its local runs are hybrid runs, and a hybrid run cannot be resumed yet: "
+                f"start a new one (python {_prog()} run --local)")
+        return int(resume_local(flow_cls, checked_graph(flow_cls), args.run, args.step,
+                                _local_settings(args)))
     if command == "resume":
         from kflow import submit
 
@@ -239,6 +286,10 @@ def _run(flow_cls: type[FlowSpec], args: argparse.Namespace,
     if command == "logs":
         from kflow import history
 
+        if args.local:
+            from kflow.client import Source, set_source
+
+            set_source(Source.local())
         sys.stdout.write(history.task_logs(f"{flow_cls.__name__}/{args.path}",
                                            "stderr" if args.stderr else "stdout",
                                            args.attempt))
@@ -252,6 +303,15 @@ def _run(flow_cls: type[FlowSpec], args: argparse.Namespace,
     if command == "trigger":
         return _launch(flow_cls, args, values)
     graph = checked_graph(flow_cls)
+    if command == "run" and args.local:
+        from kflow.hybrid import pod_steps, run_hybrid
+        from kflow.local import run_local
+
+        if steps := pod_steps(flow_cls, graph):       # @batch / @kubernetes: pods
+            return int(run_hybrid(flow_cls, graph, values, _local_settings(args), steps))
+        return int(run_local(flow_cls, graph, values, _local_settings(args)))
+    if command == "run" and args.max_parallelism is None:
+        args.max_parallelism = args.max_workers
     if command == "check":
         print(f"{flow_cls.__name__}: the graph is valid ({len(graph.steps)} steps).")
         return 0
@@ -291,6 +351,7 @@ def main(flow_cls: type[FlowSpec], argv: Sequence[str] | None = None) -> NoRetur
     args, extras = parser.parse_known_args(argv)
     if extras:
         _unknown_options(parser, args, extras, parameters)
+    _check_local(parser, args)
     try:
         code = _run(flow_cls, args, parameters)
     except (KflowException, ConfigError) as exc:

@@ -156,6 +156,7 @@ def flow_manifest(
         spec["schedule"] = {"cron": schedule.cron_expression()}
         if schedule.timezone:
             spec["schedule"]["timezone"] = schedule.timezone
+        spec["schedule"].update(schedule.spec_options())
     trigger = flow_decorators.get("trigger_on_finish")
     if trigger is not None:
         spec["triggerOnFinish"] = [{"flow": f} for f in trigger.flows]

@@ -4,17 +4,19 @@ Owns: what the operator writes in ``Flow.status`` (docs/api.md, "Flow.status"):
 
 - ``observedGeneration``; conditions ``Accepted`` (the graph parses with
   `kflow.planning.FlowModel.from_spec` — what the CRD's CEL rules cannot check, such as
-  a cycle — and the schedule's time zone exists) and ``Ready`` (accepted). Conditions
+  a cycle — and the schedule parses: its cron line, time zone and policy, see
+  `kflow_operator.schedule.ScheduleSpec`) and ``Ready`` (accepted). Conditions
   follow the API conventions: ``lastTransitionTime`` is kept while the status stays.
 - ``stepCount`` and ``schedule`` ("<cron> <timezone>", or the cron alone without one);
   both are the Steps and Schedule printer columns.
 - ``lastRun``: ``name``, ``phase``, ``startedAt`` of the newest FlowRun of the Flow (the
   latest ``status.startedAt``, else ``creationTimestamp``; the name breaks ties).
-- Keys written by someone else (``lastScheduleTime``, ``nextScheduleTime``) are kept.
+- Keys written by someone else (``lastScheduleTime``, ``nextScheduleTime``,
+  ``lastScheduledRun``: `kflow_operator.schedule`) are kept.
 
 Also `status_patch` (the JSON merge patch from the old status to the new one) and
 `flow_selector` (the label selector of a Flow's runs). Imports only the standard
-library, `kflow.planning` and `kflow_operator.naming`.
+library, `kflow.planning` and `kflow_operator.naming` / `schedule`.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kflow import api_types
 from kflow.api_types import ConditionStatus
 from kflow.planning import FlowModel
 from kflow.planning.status import condition
 from kflow_operator import naming
+from kflow_operator.schedule import ScheduleError, ScheduleSpec
 
 __all__ = ["flow_selector", "flow_status", "last_run", "status_patch"]
 
@@ -44,13 +46,10 @@ def _problem(spec: Mapping[str, Any], generation: int) -> tuple[str, str] | None
         FlowModel.from_spec(spec, generation)
     except (ValueError, KeyError, TypeError) as exc:
         return "InvalidGraph", f"{exc}; fix the flow and deploy it again"
-    timezone = (spec.get("schedule") or {}).get("timezone")
-    if timezone:
-        try:
-            ZoneInfo(str(timezone))
-        except (ZoneInfoNotFoundError, ValueError):
-            return "InvalidSchedule", (f"spec.schedule.timezone: {timezone} is not a known "
-                                       "IANA time zone (e.g. Europe/Paris, UTC)")
+    try:
+        ScheduleSpec.from_spec(spec)
+    except ScheduleError as exc:
+        return "InvalidSchedule", str(exc)
     return None
 
 

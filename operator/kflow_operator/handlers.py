@@ -10,9 +10,11 @@ reconcile at a time per run, coalesced wake-ups, requeue timers):
   the run queue's worker threads: the pod watch never waits behind reconciles);
 - the planner's ``requeue_after`` timers (armed by `RunQueue`).
 
-A Flow created, changed, or found at start-up reconciles its status
-(`kflow_operator.flows`) through its own `RunQueue` (``memo.flows``); a FlowRun whose
-phase changes wakes its Flow the same way (``lastRun``). The startup handler also
+A Flow created, changed, or found at start-up reconciles its status and its schedule
+(`kflow_operator.flows`) through its own `RunQueue` (``memo.flows``), whose timer is the
+next scheduled time; a FlowRun whose phase changes wakes its Flow the same way
+(``lastRun``, a ``Forbid`` schedule waiting for it). A FlowRun reconciled as Succeeded
+starts its ``@trigger_on_finish`` runs (`kflow_operator.triggers`). The startup handler also
 serves the Prometheus metrics (`kflow_operator.metrics`) unless the port is 0.
 
 The kopf boundary maps `TransientKubeError` to ``kopf.TemporaryError`` (kopf retries
@@ -41,6 +43,7 @@ from kflow_operator.metrics import OperatorMetrics, serve
 from kflow_operator.queue import RunKey, RunQueue
 from kflow_operator.reconcile import Reconciler
 from kflow_operator.settings import OperatorConfig, from_env
+from kflow_operator.triggers import TriggerLauncher
 
 __all__ = ["ANNOTATION_PREFIX"]
 
@@ -73,7 +76,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     flows = RunQueue(metrics.timed("flow", FlowReconciler(kube).reconcile))
     reconciler = Reconciler(kube, config, metrics=metrics,
                             flow_changed=lambda namespace, flow: _refresh(flows, (namespace,
-                                                                                  flow)))
+                                                                                  flow)),
+                            run_succeeded=TriggerLauncher(kube).run_succeeded)
     memo.flows, memo.runs = flows, RunQueue(metrics.timed("flowrun", reconciler.reconcile))
     memo.metrics_server = None
     if config.metrics_port:

@@ -92,6 +92,9 @@ class KubeApi(Protocol):
     def patch_flowrun_labels(self, namespace: str, name: str,
                              labels: Mapping[str, str]) -> None: ...
     def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+    def create_flowrun(self, body: Mapping[str, Any]) -> bool: ...
+    def patch_flowrun(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+    def list_flows(self, namespace: str) -> list[dict[str, Any]]: ...
     def patch_flow_status(self, namespace: str, name: str,
                           status: Mapping[str, Any]) -> None: ...
     def list_pods(self, namespace: str, selector: str,
@@ -242,6 +245,39 @@ class KubernetesKubeApi:
                                 _preload_content=False, _request_timeout=_TIMEOUT))
         return list((listed or {}).get("items") or [])
 
+    def create_flowrun(self, body: Mapping[str, Any]) -> bool:
+        """Create a FlowRun (scheduled or triggered); True if created, False if one of
+        that name was there (its name is derived from what it runs for: "already
+        started")."""
+        metadata = body["metadata"]
+        namespace, name = str(metadata["namespace"]), str(metadata["name"])
+        try:
+            self._request("create", lambda: self._custom.create_namespaced_custom_object(
+                api_types.GROUP, api_types.VERSION, namespace, api_types.FLOWRUN_PLURAL,
+                dict(body), _preload_content=False, _request_timeout=_TIMEOUT))
+            return True
+        except _NETWORK_ERRORS as exc:
+            if _status(exc) == 409:
+                return False
+            raise _convert(f"create FlowRun {namespace}/{name}", exc) from exc
+
+    def patch_flowrun(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """Merge-patch the FlowRun (spec or metadata); a gone run is ignored."""
+        self._call(f"patch FlowRun {namespace}/{name}",
+                   lambda: self._custom.patch_namespaced_custom_object(
+                       api_types.GROUP, api_types.VERSION, namespace,
+                       api_types.FLOWRUN_PLURAL, name, dict(patch),
+                       _preload_content=False, _request_timeout=_TIMEOUT))
+
+    def list_flows(self, namespace: str) -> list[dict[str, Any]]:
+        """The Flows in `namespace` (for the ones a finished run triggers)."""
+        listed = self._call(f"list Flows in {namespace}",
+                            lambda: self._custom.list_namespaced_custom_object(
+                                api_types.GROUP, api_types.VERSION, namespace,
+                                api_types.FLOW_PLURAL, _preload_content=False,
+                                _request_timeout=_TIMEOUT))
+        return list((listed or {}).get("items") or [])
+
     def patch_flow_status(self, namespace: str, name: str,
                           status: Mapping[str, Any]) -> None:
         """Merge-patch the Flow's ``status`` (None removes a key); a gone Flow is ignored."""
@@ -366,14 +402,16 @@ class KubernetesKubeApi:
     # -- Events -------------------------------------------------------------------------
 
     def create_event(self, run: Mapping[str, Any], event: Event) -> None:
-        """Record `event` on the FlowRun; failures are logged, never raised (best effort)."""
+        """Record `event` on the FlowRun (or the Flow: the object's ``kind``); failures
+        are logged, never raised (best effort)."""
         metadata = run.get("metadata") or {}
         namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = {
             "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
             "involvedObject": {
-                "apiVersion": api_types.API_VERSION, "kind": api_types.FLOWRUN_KIND,
+                "apiVersion": api_types.API_VERSION,
+                "kind": str(run.get("kind") or api_types.FLOWRUN_KIND),
                 "name": name, "namespace": namespace, "uid": metadata.get("uid"),
                 "resourceVersion": metadata.get("resourceVersion"),
             },
@@ -393,5 +431,5 @@ class KubernetesKubeApi:
             self._request("create", lambda: self._core.create_namespaced_event(
                 namespace, body, _preload_content=False, _request_timeout=_TIMEOUT))
         except _NETWORK_ERRORS as exc:
-            log.warning("could not record event %s on FlowRun %s/%s: %s",
+            log.warning("could not record event %s on %s/%s: %s",
                         event.reason, namespace, name, _convert("create event", exc))

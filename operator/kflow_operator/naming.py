@@ -31,6 +31,7 @@ __all__ = [
     "ANNOTATION_TASK",
     "DNS_LABEL_MAX",
     "LABEL_VALUE_MAX",
+    "derived_name",
     "is_dns_label",
     "is_label_value",
     "label_value",
@@ -94,6 +95,20 @@ def pod_name(run: str, step: str, task: str, attempt: int) -> str:
     suffix = _hash("pod", run, step, task, str(attempt))
     prefix = re.sub(r"-+", "-", readable)[:DNS_LABEL_MAX - HASH_LENGTH - 1].strip("-")
     return f"{prefix}-{suffix}" if prefix else suffix
+
+
+def derived_name(owner: str, suffix: str, kind: str) -> str:
+    """``<owner>-<suffix>`` (a FlowRun the operator starts for Flow `owner`: scheduled,
+    triggered) as a DNS-1123 label; when longer than 63 characters (or not a label) the
+    owner part is cut and a hash of the exact (`kind`, owner, suffix) goes before the
+    suffix, so distinct identities keep distinct names."""
+    readable = f"{_dns_part(owner)}-{_dns_part(suffix)}"
+    if is_dns_label(readable) and is_dns_label(owner):
+        return readable
+    tail = f"{_hash(kind, owner, suffix)}-{_dns_part(suffix)}"[:DNS_LABEL_MAX].strip("-")
+    room = DNS_LABEL_MAX - len(tail) - 1
+    head = re.sub(r"-+", "-", _dns_part(owner))[:max(room, 0)].strip("-")
+    return f"{head}-{tail}" if head else tail
 
 
 def label_value(text: str) -> str:

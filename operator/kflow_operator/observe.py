@@ -58,6 +58,7 @@ from typing import Any, Final
 
 from kflow import api_types
 from kflow.api_types import FailureReason
+from kflow.planning.failures import runner_exit_failure, user_failure
 from kflow.planning.model import ObservedAttempt, TaskId, TaskResult, TaskState
 from kflow.planning.run import parse_time
 from kflow_operator import naming
@@ -101,6 +102,7 @@ _FINAL_WAITING: Final = frozenset({"InvalidImageName"})   # never gets better by
 _LAUNCH_WAITING: Final = frozenset({"CreateContainerConfigError", "CreateContainerError",
                                     "RunContainerError", "StartError", "PreStartHookError"})
 _LAUNCH_TERMINATED: Final = frozenset({"StartError", "ContainerCannotRun"})
+_LOGS_HINT: Final = "kubectl logs on the pod"
 _RUNNER_CODES: Final[Mapping[int, str]] = {
     65: "the code package failed its checksum or could not be imported",
     66: "a parent task has no successful result (its data is missing)",
@@ -199,23 +201,12 @@ def _deletion(pod: Mapping[str, Any]) -> tuple[str, str]:
             "delete, a drain, …); the attempt is retried on the infrastructure budget")
 
 
-def _user_failure(result: TaskResult | None, exit_code: int) -> tuple[str, str]:
-    if result is not None and result.error_type == "StepTimeoutError":
-        return _R.DEADLINE_EXCEEDED.value, result.error_message or "the step hit its @timeout"
-    if result is not None and (result.error_type or result.error_message):
-        return (_R.USER_ERROR.value,
-                f"{result.error_type or 'Exception'}: {result.error_message or ''}".rstrip())
-    return _R.USER_ERROR.value, (f"the step's code failed (exit code {exit_code}); "
-                                 "kubectl logs on the pod shows why")
-
-
 def _terminated(pod: Mapping[str, Any], terminated: Mapping[str, Any], deleted: bool,
                 result: TaskResult | None) -> tuple[str, str]:
     """Reason and message of a container that ended with a non-zero exit code."""
     code = int(terminated.get("exitCode") or 0)
     why = str(terminated.get("reason") or "")
     detail = str(terminated.get("message") or "")
-    error = f": {result.error_message}" if result is not None and result.error_message else ""
     if why == "OOMKilled":
         limit = _memory_limit(pod)
         where = f"its memory limit ({limit})" if limit else "the node's memory (no limit set)"
@@ -228,20 +219,16 @@ def _terminated(pod: Mapping[str, Any], terminated: Mapping[str, Any], deleted: 
         return _deletion(pod)
     if why == "ContainerStatusUnknown":
         return _R.NODE_LOST.value, detail or "the container was lost with its node"
-    if code == 1:
-        return _user_failure(result, code)
-    if code == 2:
-        return _R.INVALID_SPEC.value, f"the runner rejected its arguments (exit code 2){error}"
-    if code in _RUNNER_CODES:
-        return (_R.LAUNCH_ERROR.value,
-                f"the task could not run: {_RUNNER_CODES[code]} (exit code {code}){error}")
+    runner = runner_exit_failure(code, result, _RUNNER_CODES, _LOGS_HINT)
+    if runner is not None:
+        return runner
     if code == 143:
         return _R.EVICTED.value, "the container was terminated (SIGTERM, exit code 143) " \
             "with no reason recorded on the pod"
     if code == 137:
         return (_R.USER_ERROR.value, "the container was killed (SIGKILL, exit code 137) "
                 "but not reported as OOMKilled: often a child process over the memory limit")
-    return _user_failure(result, code)
+    return user_failure(result, code, _LOGS_HINT)
 
 
 def _classify(pod: Mapping[str, Any], deleted: bool,

@@ -201,6 +201,9 @@ def _args(flow: Mapping[str, Any], run: Mapping[str, Any], start: StartTask,
         args += ["--tag", str(tag)]
     if origin_run_id:
         args += ["--origin-run-id", origin_run_id]
+    trigger = run_spec.get("trigger") or {}
+    if trigger.get("flow") and trigger.get("runId"):       # @trigger_on_finish
+        args += ["--trigger-run", f"{trigger['flow']}/{trigger['runId']}"]
     return args
 
 

@@ -24,13 +24,19 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    merge patch (paced by the status bucket; skipped when unchanged), then the Events
    (after the status, so a failed write does not repeat them). A write that changes
    the phase or ``startedAt`` calls ``flow_changed(namespace, flow)``: the Flow's
-   ``status.lastRun`` follows (`kflow_operator.flows`).
+   ``status.lastRun`` follows (`kflow_operator.flows`). A Succeeded run calls
+   ``run_succeeded(run, flow class name)`` on every reconcile: it starts the
+   ``@trigger_on_finish`` runs once (`kflow_operator.triggers`).
 6. A finished run whose ``spec.ttlSecondsAfterFinished`` has passed is deleted
    (`Reconciler._expire`); its pods follow, the store keeps its records.
 7. Metrics (`kflow_operator.metrics`): the run's phase, pods created (and how long
    after their task became ready: ``StartTask.ready_at`` → the clock just before the
    create call, also the pod's ``kflow.dev/created-at``), attempts seen finished,
    token-bucket waits.
+
+A run with ``spec.driver: Local`` (a hybrid ``python flow.py run --local``) is its
+driver's: after step 1 the operator only records its phase and, once it Succeeded,
+starts its ``@trigger_on_finish`` successors (`Reconciler._driven_locally`).
 
 Returns the planner's ``requeue_after``; the caller (`kflow_operator.queue`) arms the
 timer. Kubernetes errors arrive as `kflow_operator.k8s` errors; a transient one
@@ -57,6 +63,7 @@ from kflow.planning.model import Event, ObservedAttempt
 from kflow.planning.run import format_time
 from kflow.planning.status import MAX_RUN_MESSAGE, clip, condition
 from kflow_operator import naming
+from kflow_operator.flowstatus import status_patch
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
 from kflow_operator.observe import NotAStepPod, observe_pod, owner_uid
@@ -64,6 +71,7 @@ from kflow_operator.origin import OriginError, origin_attempts, pin_origin
 from kflow_operator.podspec import PodSpecError, build_pod
 from kflow_operator.ratelimit import TokenBucket
 from kflow_operator.settings import OperatorConfig
+from kflow_operator.triggers import needs_triggering
 from kflow_operator.validation import check_parameters, check_resume
 
 __all__ = ["SNAPSHOT_KEY", "Reconciler", "snapshot_name"]
@@ -106,15 +114,6 @@ def _observe(pods: list[dict[str, Any]]) -> list[ObservedAttempt]:
     return observed
 
 
-def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning `old` into `new` (removed keys → None)."""
-    patch = dict(new)
-    for key in old:
-        if key not in new:
-            patch[key] = None
-    return patch
-
-
 class Reconciler:
     """Reconciles FlowRuns by name; thread-safe if calls for one run never overlap."""
 
@@ -122,12 +121,14 @@ class Reconciler:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  metrics: OperatorMetrics | None = None,
                  flow_changed: Callable[[str, str], None] = lambda namespace, flow: None,
-                 ) -> None:
+                 run_succeeded: Callable[[Mapping[str, Any], str], None] = lambda run, flow:
+                 None) -> None:
         self._kube = kube
         self._config = config
         self._clock = clock
         self._metrics = metrics or OperatorMetrics()
         self._flow_changed = flow_changed
+        self._run_succeeded = run_succeeded
         self._planner = PlannerConfig(infrastructure_retries=config.infra_retries,
                                       pending_timeout_seconds=config.pending_timeout_seconds)
         self._pod_bucket = TokenBucket(config.pod_creates_per_second, config.pod_create_burst,
@@ -219,6 +220,19 @@ class Reconciler:
         return found if found is not None else _Invalid(
             "FlowNotAccepted", f"ConfigMap {snapshot_name(run_name)} could not be read back")
 
+    def _driven_locally(self, run: Mapping[str, Any]) -> None:
+        """A hybrid run (``spec.driver: Local``): its driver runs the tasks (pods and
+        local processes) and writes the status; the operator only starts its
+        ``@trigger_on_finish`` successors once it succeeded."""
+        status = run.get("status") or {}
+        self._metrics.run_phase(str(run["metadata"]["namespace"]), str(run["metadata"]["name"]),
+                                status.get("phase"))
+        if status.get("phase") == RunPhase.SUCCEEDED.value and needs_triggering(run):
+            flow_ref = str(((run.get("spec") or {}).get("flowRef") or {}).get("name") or "")
+            flow = self._kube.get_flow(str(run["metadata"]["namespace"]), flow_ref)
+            if flow is not None:
+                self._run_succeeded(run, str((flow.get("spec") or {}).get("flowName") or ""))
+
     def _pin_origin(self, run: Mapping[str, Any],
                     flow_spec: Mapping[str, Any]) -> dict[str, Any] | _Invalid:
         """The ``resumeFrom`` origin's results this run clones (`kflow_operator.origin`),
@@ -246,6 +260,9 @@ class Reconciler:
             return None
         mine = [pod for pod in pods if owner_uid(pod) == _uid(run)]
         self._release([pod for pod in pods if owner_uid(pod) != _uid(run)])  # older runs'
+        if (run.get("spec") or {}).get("driver") == api_types.DRIVER_LOCAL:
+            self._driven_locally(run)
+            return None
         model = RunModel.from_cr(run)
         flow = self._read_snapshot(run)
         if flow is None:
@@ -293,6 +310,8 @@ class Reconciler:
         self._write_status(run, status)
         for event in decided.events:
             self._kube.create_event(run, event)
+        if status.get("phase") == RunPhase.SUCCEEDED.value:   # @trigger_on_finish
+            self._run_succeeded({**run, "status": status}, str(spec.get("flowName") or ""))
         if RunPhase(status["phase"]).terminal:
             self._release(mine)
         if decided.delete_run:
@@ -387,7 +406,7 @@ class Reconciler:
             return False
         self._status_bucket.acquire()
         self._kube.patch_flowrun_status(metadata["namespace"], metadata["name"],
-                                        _status_patch(old, status))
+                                        status_patch(old, status))
         self._metrics.status_writes.inc()
         flow_name = ((run.get("spec") or {}).get("flowRef") or {}).get("name")
         if flow_name and any(old.get(key) != status.get(key) for key in ("phase", "startedAt")):

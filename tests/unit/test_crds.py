@@ -116,6 +116,7 @@ def test_printer_columns() -> None:
     assert columns(FLOW) == [
         ("Steps", "integer", ".status.stepCount"),
         ("Schedule", "string", ".status.schedule"),
+        ("Last Schedule", "date", ".status.lastScheduleTime"),
         ("Last Run", "string", ".status.lastRun.name"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]

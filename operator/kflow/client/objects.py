@@ -40,6 +40,7 @@ from kflow.client.source import (
 from kflow.exceptions import KflowException
 from kflow.store import ObjectNotFound, TaskKey, TaskMetadata
 from kflow.store.records import ArtifactRef, ExceptionInfo
+from kflow.trigger import Trigger
 
 __all__ = [
     "DataArtifact",
@@ -249,6 +250,17 @@ class Run:
     @property
     def origin_run_id(self) -> str | None:
         return self._info.origin_run_id
+
+    @property
+    def trigger(self) -> Trigger | None:
+        """What started this run with ``@trigger_on_finish`` (as ``current.trigger`` in
+        its steps: ``.run`` is the upstream `Run`); None if it was not triggered. From the
+        FlowRun's ``spec.trigger``, else (the FlowRun deleted) the start task's record."""
+        live = self._info.flowrun
+        if live is not None:
+            return Trigger.from_spec((live.get("spec") or {}).get("trigger"))
+        meta = get_source().start_meta(self.flow_name, self.id)
+        return Trigger.from_text(meta.extra.get("trigger")) if meta is not None else None
 
     # ---------------------------------------------------------------------- tags
     @property

@@ -5,17 +5,22 @@ flow's runs as `RunInfo` — live ones from the FlowRun resources (one LIST of F
 one of FlowRuns), finished ones from the store also after their FlowRun is gone (one
 LIST, then the start task's record of each, read in parallel) — and the store reads
 the client objects make, with the records of committed attempts cached (they never
-change). Without a cluster configured, the store alone answers (the archive).
+change). Without a cluster configured, the store alone answers (the archive); local
+runs (``python flow.py run --local``) are read from their local store the same way
+(`Source.local`; `Source.from_config` picks it with ``$KFLOW_STORE_DIR`` set, or when no
+object store is configured and a ``.kflow/store`` folder is found).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
 from kflow import api_types
@@ -115,15 +120,42 @@ class Source:
         self._in_pool = threading.local()
 
     @classmethod
+    def local(cls, root: str | Path | None = None, namespace: str | None = None) -> Source:
+        """The local store of ``python flow.py run --local`` (store only, no cluster):
+        `root`, else ``$KFLOW_STORE_DIR``, else the nearest ``.kflow/store`` (see
+        `kflow.local.location`); `namespace` else ``$KFLOW_NAMESPACE``, else ``local``.
+        ClientError when there is no such directory."""
+        from kflow.local.location import local_namespace, store_dir
+        from kflow.store import LocalObjectStore
+
+        folder = Path(root).expanduser() if root is not None else store_dir()
+        if not folder.is_dir():
+            raise ClientError(f"no local store at {folder}: local runs (python <flow>.py run "
+                              "--local) create it; set KFLOW_STORE_DIR to the store of "
+                              "yours, or run from the folder you ran the flow in")
+        return cls(Datastore(LocalObjectStore(folder)), local_namespace(namespace), None)
+
+    @classmethod
     def from_config(cls, settings: Any = None, namespace: str | None = None) -> Source:
         """From kflow's configuration (`kflow.config.load()` when None; `namespace`
         replaces its Kubernetes namespace): the object store is required; the cluster is
-        used when a kubeconfig loads."""
+        used when a kubeconfig loads. With ``$KFLOW_STORE_DIR`` set, or no object store
+        configured but a local store found (``.kflow/store`` here or above), the local
+        store of local runs is read instead (`Source.local`)."""
         from kflow import config, kube
         from kflow.store.retry import RetryPolicy
 
+        if settings is None and os.environ.get("KFLOW_STORE_DIR"):
+            return cls.local(namespace=namespace)
         settings = settings or config.load()
-        s3 = settings.require_s3()
+        try:
+            s3 = settings.require_s3()
+        except config.ConfigError:
+            from kflow.local.location import find_store_dir
+
+            if find_store_dir(Path.cwd().absolute()) is None:
+                raise
+            return cls.local(namespace=namespace)
         store = Datastore(s3.object_store(RetryPolicy(attempts=3, deadline=10.0)))
         try:
             api_client = kube.api_client(settings)

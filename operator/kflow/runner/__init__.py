@@ -20,6 +20,7 @@ Command line (the operator's contract)::
         --namespace NS --flow NAME --run-id RUN --step STEP --task TASK --attempt N
         [--param name=value ...]          # start step only (else KFLOW_RUN_<NAME>, default)
         [--tag T ...] [--origin-run-id R] [--max-user-code-retries N]
+        [--trigger-run FLOW/RUN_ID]       # the @trigger_on_finish run: current.trigger
 
 TASK is the foreach index path: ``0`` outside any foreach, ``3`` inside
 one, ``3.1`` inside a nested one. The runner derives the task's parents

@@ -48,6 +48,7 @@ class TaskArgs:
     tags: tuple[str, ...] = ()
     origin_run_id: str | None = None
     max_user_code_retries: int | None = None
+    trigger_run: str | None = None          # FLOW/RUN_ID of the @trigger_on_finish run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "else its default)")
     run.add_argument("--tag", action="append", default=[], help="a tag of the run")
     run.add_argument("--origin-run-id", help="the run this one resumes")
+    run.add_argument("--trigger-run", metavar="FLOW/RUN_ID",
+                     help="the upstream run whose success started this run "
+                     "(@trigger_on_finish; current.trigger)")
     run.add_argument("--max-user-code-retries", type=int,
                      help="user-code retries of this step (default: its @retry times); "
                      "decides which attempt is the last, where @catch applies")
@@ -109,6 +113,13 @@ def parse_args(argv: Sequence[str]) -> TaskArgs:
         raise UsageError("--max-user-code-retries must be >= 0")
     if ns.code_url is not None and not ns.code_url.startswith(("s3://", "file://", "/")):
         raise UsageError(f"--code-url {ns.code_url!r}: use s3://bucket/key or a file path")
+    if ns.trigger_run is not None:
+        from kflow.trigger import parse_pathspec
+
+        try:
+            parse_pathspec(ns.trigger_run)
+        except ValueError as exc:
+            raise UsageError(f"--trigger-run: {exc}") from None
     params: list[tuple[str, str]] = []
     for item in ns.param:
         name, sep, value = item.partition("=")
@@ -120,6 +131,7 @@ def parse_args(argv: Sequence[str]) -> TaskArgs:
         flow=ns.flow, run_id=ns.run_id, step=ns.step, task=ns.task, attempt=ns.attempt,
         code_url=ns.code_url, code_dir=ns.code_dir, params=tuple(params), tags=tuple(ns.tag),
         origin_run_id=ns.origin_run_id, max_user_code_retries=ns.max_user_code_retries,
+        trigger_run=ns.trigger_run,
     )
 
 

@@ -41,10 +41,12 @@ from kflow.runner.exitcodes import (
 from kflow.runner.result import TaskResult, write_termination_message
 
 if TYPE_CHECKING:
+    from kflow.client import Run
     from kflow.flowspec import FlowSpec
     from kflow.graph import FlowGraph
     from kflow.runner.step import StepOutcome
     from kflow.store import AttemptWriter, Datastore, LogSink, TaskMetadata
+    from kflow.trigger import Trigger
 
 __all__ = ["run_task"]
 
@@ -146,6 +148,8 @@ def _open(args: TaskArgs, env: Mapping[str, str]
         extra["tags"] = ",".join(args.tags)
     if args.origin_run_id:
         extra["origin_run_id"] = args.origin_run_id
+    if args.trigger_run:
+        extra["trigger"] = args.trigger_run          # Run.trigger once the FlowRun is gone
     meta = TaskMetadata.collect(args.attempt, args.code_sha256, time.time(), extra=extra,
                                 user=env.get("KFLOW_USER"))
     writer.begin(meta)
@@ -273,7 +277,28 @@ def _set_current(flow_cls: type[FlowSpec], args: TaskArgs, env: Mapping[str, str
                  task_id=args.task, retry_count=args.attempt,
                  origin_run_id=args.origin_run_id, namespace=args.namespace,
                  username=username, tags=args.tags, parameter_names=parameter_names,
-                 is_running_flow=True, **project)
+                 is_running_flow=True, trigger=_trigger(args, env), **project)
+
+
+def _trigger(args: TaskArgs, env: Mapping[str, str]) -> Trigger | None:
+    """``current.trigger``: its runs are read on first use from this task's store and
+    namespace, through a store-only client source (a step pod has no Kubernetes rights)."""
+    if not args.trigger_run:
+        return None
+    from kflow.trigger import Trigger
+
+    opened: list[bool] = []
+
+    def open_run(pathspec: str) -> Run:
+        from kflow.client import Run, Source, set_source
+        from kflow.store import store_from_env
+
+        if not opened:
+            set_source(Source(store_from_env(env, retry=_retry_policy(env)), args.namespace))
+            opened.append(True)
+        return Run(pathspec)
+
+    return Trigger.from_text(args.trigger_run, open_run)
 
 
 def _run(args: TaskArgs, env: Mapping[str, str], store: Datastore, writer: AttemptWriter,

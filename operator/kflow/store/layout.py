@@ -14,6 +14,8 @@ an optional prefix (``KFLOW_S3_PREFIX``, default empty)::
         DONE                                           commit marker, written last
     <prefix>tags/<namespace>/<flow>/<run_id>.json      tags added / removed after the run
                                                        started (the client API's add_tag)
+    <prefix>local/<namespace>/<flow>/<run_id>.json     a local run's record (`kflow.local`:
+                                                       its spec and last status)
 
 `task` is the foreach index path ("0" outside foreach, "3" or "3.1" inside
 nested foreach); `attempt` is an int (0, 1, ...). A segment is a path
@@ -155,6 +157,16 @@ class StoreLayout:
         (outside the run's prefix, so a run's listing holds only its steps)."""
         return (f"{self.prefix}tags/{_segment('namespace', namespace)}/"
                 f"{_segment('flow', flow)}/{_segment('run id', run_id)}.json")
+
+    def local_run(self, namespace: str, flow: str, run_id: str) -> str:
+        """``local/<namespace>/<flow>/<run_id>.json``: the record of a run made by
+        `kflow.local` (outside the run's prefix, like the tags)."""
+        return (f"{self.prefix}local/{_segment('namespace', namespace)}/"
+                f"{_segment('flow', flow)}/{_segment('run id', run_id)}.json")
+
+    def local_runs_prefix(self, namespace: str, flow: str) -> str:
+        """``local/<namespace>/<flow>/``: the records of the flow's local runs."""
+        return f"{self.prefix}local/{_segment('namespace', namespace)}/{_segment('flow', flow)}/"
 
     def step_prefix(self, namespace: str, flow: str, run_id: str, step: str) -> str:
         """The prefix whose immediate children are the step's task directories."""

@@ -65,6 +65,29 @@ class FakeKube:
         return [copy.deepcopy(r) for r in self.flowruns.values()
                 if (r["metadata"].get("labels") or {}).get(key) == value]
 
+    def create_flowrun(self, body: Mapping[str, Any]) -> bool:
+        name = body["metadata"]["name"]
+        if name in self.flowruns:
+            return False
+        self.flowruns[name] = copy.deepcopy(dict(body))
+        self.flowruns[name]["metadata"].update(uid=f"uid-{name}", generation=1,
+                                               creationTimestamp="2026-11-29T10:00:00Z")
+        return True
+
+    def patch_flowrun(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        run = self.flowruns.get(name)
+        if run is None:
+            return
+        for part, values in patch.items():
+            for key, value in values.items():
+                if isinstance(value, Mapping):
+                    run.setdefault(part, {}).setdefault(key, {}).update(value)
+                else:
+                    run.setdefault(part, {})[key] = value
+
+    def list_flows(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(f) for f in self.flows.values()]
+
     def patch_flow_status(self, namespace: str, name: str,
                           status: Mapping[str, Any]) -> None:
         self.flow_status_writes += 1

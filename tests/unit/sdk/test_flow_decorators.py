@@ -149,3 +149,24 @@ def test_trigger_on_finish_forms() -> None:
         TriggerOnFinishDecorator({"flow": lambda: "A"})
     with pytest.raises(InvalidDecoratorException, match="list of flow names"):
         TriggerOnFinishDecorator({"flows": "A"})
+
+
+def test_schedule_kflow_extensions_land_in_the_spec_and_are_checked() -> None:
+    deco = ScheduleDecorator({"cron": "*/5 * * * *", "concurrency_policy": "forbid",
+                              "starting_deadline_seconds": 300,
+                              "successful_runs_history_limit": 5,
+                              "failed_runs_history_limit": 0})
+    assert deco.spec_options() == {"concurrencyPolicy": "Forbid",
+                                   "startingDeadlineSeconds": 300,
+                                   "successfulRunsHistoryLimit": 5,
+                                   "failedRunsHistoryLimit": 0}
+    assert ScheduleDecorator({"hourly": True}).spec_options() == {}
+    with pytest.raises(InvalidDecoratorException,
+                       match="concurrency_policy='Sometimes' must be one of Allow, Forbid"):
+        ScheduleDecorator({"concurrency_policy": "Sometimes"})
+    with pytest.raises(InvalidDecoratorException, match="at least 1 second"):
+        ScheduleDecorator({"starting_deadline_seconds": 0})
+    with pytest.raises(InvalidDecoratorException, match="whole number >= 0"):
+        ScheduleDecorator({"failed_runs_history_limit": -1})
+    with pytest.raises(InvalidDecoratorException, match="at most 1000"):
+        ScheduleDecorator({"successful_runs_history_limit": 5000})

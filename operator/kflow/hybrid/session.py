@@ -1,0 +1,192 @@
+"""A hybrid run: `python flow.py run --local` of a flow with ``@batch`` / ``@kubernetes`` steps.
+
+Owns putting a hybrid run together. Those steps run as step pods on the cluster (the
+operator's own pod builder: same image, resources, retries, failure reasons), every
+other step as a local runner process, and all of them read and write the object
+store the cluster uses (S3), so each side sees the other's artifacts. In order:
+
+1. the configuration (object store and cluster required: the error says what to set);
+2. the flow deployed as `python flow.py deploy` does (code package uploaded, Flow
+   applied): the pods run that package, the local tasks the flow's folder, which is
+   the same code (same sha256);
+3. a FlowRun with ``spec.driver: Local`` (`kflow.api_types.DRIVER_LOCAL`), so the run
+   is recorded like any other (``kubectl get flowruns``, the client API, its pods owned
+   by it) while the operator leaves it to this process;
+4. the loop (`kflow.local.session.drive_to_end`) over a `RoutingExecutor` of a
+   `PodExecutor` and a `ProcessExecutor`, writing the planner's status to the FlowRun
+   as the operator would.
+
+Ctrl-C stops the run as a local run does (its pods are deleted). If this process dies,
+the FlowRun stays in its last phase: delete it (its pods go with it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kflow import api_types
+from kflow.local.executor import RunLaunch, StepLaunch
+from kflow.local.session import STOP_GRACE_SECONDS, LocalRunError, LocalSettings, drive_to_end
+
+if TYPE_CHECKING:
+    from kflow.config import KflowConfig, S3Settings
+    from kflow.flowspec import FlowSpec
+    from kflow.graph import FlowGraph
+
+__all__ = ["POD_DECORATORS", "pod_steps", "run_hybrid", "s3_env"]
+
+POD_DECORATORS = frozenset({"batch", "kubernetes"})
+
+
+def pod_steps(flow_cls: type[FlowSpec], graph: FlowGraph) -> list[str]:
+    """The steps of the flow that run as pods in a local run (``@batch``,
+    ``@kubernetes``), in graph order."""
+    found = []
+    for name in graph.steps:
+        decorators = getattr(getattr(flow_cls, name, None), "decorators", None) or []
+        if any(getattr(d, "name", None) in POD_DECORATORS for d in decorators):
+            found.append(name)
+    return found
+
+
+def s3_env(s3: S3Settings) -> dict[str, str]:
+    """The store settings a local task of a hybrid run gets: the S3 server as seen from
+    this machine."""
+    return {"KFLOW_S3_ENDPOINT": str(s3.endpoint), "KFLOW_S3_ACCESS_KEY": str(s3.access_key),
+            "KFLOW_S3_SECRET_KEY": str(s3.secret_key), "KFLOW_S3_BUCKET": s3.bucket,
+            "KFLOW_S3_REGION": s3.region}
+
+
+def _step_launches(spec: Mapping[str, Any]) -> dict[str, StepLaunch]:
+    return {str(entry["name"]): StepLaunch(
+        environment={str(k): str(v) for k, v in (entry.get("environment") or {}).items()},
+        timeout_seconds=entry.get("timeoutSeconds")) for entry in spec.get("steps") or []}
+
+
+def _settings(steps: list[str]) -> KflowConfig:
+    from kflow import config
+
+    settings = config.load()
+    try:
+        settings.require_s3()
+    except config.ConfigError as exc:
+        raise LocalRunError(f"{', '.join(steps)} run(s) on the cluster (@batch/@kubernetes), "
+                            f"so this run needs the cluster's object store: {exc}") from None
+    return settings
+
+
+def run_hybrid(flow_cls: type[FlowSpec], graph: FlowGraph, parameters: Mapping[str, str],
+               settings: LocalSettings, steps: list[str], out: TextIO | None = None,
+               err: TextIO | None = None) -> int:
+    """Run the flow here, its `steps` as pods on the cluster; the exit code."""
+    from kflow import deploy, kube, launch, packaging, submit
+    from kflow_operator.k8s import KubeError
+
+    out, err = out or sys.stdout, err or sys.stderr
+    cfg = _settings(steps)
+    namespace = settings.namespace or cfg.namespace
+    flow_path = Path(graph.file)
+    try:
+        package = packaging.build_package(flow_path, settings.package_include)
+    except (OSError, ValueError) as exc:
+        raise LocalRunError(f"packaging {flow_path}: {exc}") from None
+    for warning in package.warnings:
+        print(f"warning: {warning}", file=err)
+    with submit.api_errors(f"deploying {graph.name}", action="apply",
+                           plural=api_types.FLOW_PLURAL):
+        deployed = deploy.deploy(flow_cls, graph, package, namespace=namespace, settings=cfg)
+    print(deployed.describe(), file=out, flush=True)
+
+    api = kube.api_client(cfg)
+    runs = launch.KubeRunsApi(cfg)
+    try:
+        return _drive(graph, parameters, settings, steps, cfg, api, runs, deployed, package,
+                      out, err)
+    except KubeError as exc:
+        raise LocalRunError(f"the cluster: {exc}") from None
+    finally:
+        runs.close()
+        api.close()
+
+
+def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSettings,
+           steps: list[str], cfg: KflowConfig, api: Any, runs: Any, deployed: Any,
+           package: Any, out: TextIO, err: TextIO) -> int:
+    """Create the FlowRun and drive it (see the module docstring)."""
+    from kflow import config, launch
+    from kflow.hybrid.pods import PodExecutor
+    from kflow.hybrid.routing import RoutingExecutor
+    from kflow.local.processes import ProcessExecutor
+    from kflow.planning import FlowModel, RunModel
+    from kflow_operator.k8s import KubernetesKubeApi
+    from kflow_operator.settings import from_env
+
+    namespace, user, flow_path = deployed.namespace, config.local_user(), Path(graph.file)
+    body = launch.flowrun_body(launch.RunRequest(
+        deployed.name, namespace, user, parameters, settings.tags, settings.max_workers,
+        settings.run_id))
+    body["spec"]["driver"] = api_types.DRIVER_LOCAL
+    run = runs.create_run(body)
+    flow = KubernetesKubeApi(api).get_flow(namespace, deployed.name)
+    if flow is None:
+        raise LocalRunError(f"Flow {deployed.name} vanished from namespace {namespace} "
+                            "right after it was deployed; run again")
+    spec = flow.get("spec") or {}
+    flow_model = FlowModel.from_spec(spec, int((flow.get("metadata") or {}).get(
+        "generation") or 0))
+    run_model = RunModel.from_cr(run)
+    run_id = api_types.run_id(run)
+    name = str(run["metadata"]["name"])
+    local_launch = RunLaunch(
+        flow_file=package.flow_file, code_dir=flow_path.absolute().parent,
+        code_sha256=package.sha256, namespace=namespace, flow=graph.name, run_id=run_id,
+        start_step=flow_model.start, parameters=dict(parameters),
+        tags=tuple(dict.fromkeys(settings.tags)), user=user, steps=_step_launches(spec))
+    pod_config = from_env(os.environ).pod
+    writer = KubernetesKubeApi(api)
+    written: dict[str, Any] = dict(run.get("status") or {})
+
+    def save(status: Mapping[str, Any]) -> None:
+        from kflow_operator.flowstatus import status_patch
+
+        writer.patch_flowrun_status(namespace, name, status_patch(written, status))
+        written.clear()
+        written.update(status)
+
+    work = Path(tempfile.mkdtemp(prefix="kflow-hybrid-"))
+    try:
+        def executor_for(echo: Any) -> RoutingExecutor:
+            local = ProcessExecutor(local_launch, s3_env(cfg.s3), work, echo=echo,
+                                    stop_grace=STOP_GRACE_SECONDS)
+            pods = PodExecutor(api, flow, run, pod_config, on_change=local.wake)
+            return RoutingExecutor(steps, pods, local)
+
+        header = [f"Hybrid run {graph.name}/{run_id} started (FlowRun {namespace}/{name}):"
+                  f" {', '.join(steps)} as pods on the cluster, the other steps here, "
+                  f"at most {run_model.max_parallelism or settings.max_workers} tasks "
+                  "at once"]
+        return drive_to_end(flow_model, run_model, executor_for, origin=(), save=save,
+                            header=header,
+                            outcome=lambda final: _outcome(graph.name, run_id, name,
+                                                           namespace, final,
+                                                           settings.prog),
+                            out=out, err=err)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _outcome(flow: str, run_id: str, name: str, namespace: str, status: Mapping[str, Any],
+             prog: str) -> list[str]:
+    from kflow.local.report import INDENT, outcome_lines
+
+    lines = [line for line in outcome_lines(flow, run_id, status, prog)
+             if "resume --local" not in line]
+    lines = [line.replace(f"logs --local {run_id}", f"logs {run_id}") for line in lines]
+    lines.append(f"{INDENT}FlowRun: kubectl get flowrun {name} -n {namespace}")
+    return lines
