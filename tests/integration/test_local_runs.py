@@ -140,6 +140,8 @@ def test_failed_step_then_resume_keeps_what_succeeded(store: Path) -> None:
     assert run.origin_run_id == origin and "t" in run.tags
     assert run.parameters == {"size": 4}
     assert record(store, "FlakyFlow", origin)["status"]["phase"] == "Failed"  # type: ignore[index]
+    assert Run(f"FlakyFlow/{origin}").status == "Failed"       # from its run record
+    assert run.status == "Succeeded"
 
     again = run_flow(store, FLOWS / "flaky_flow.py", "resume", "--local", new)
     assert again.returncode == 1
@@ -190,3 +192,5 @@ def test_ctrl_c_stops_the_tasks_and_leaves_no_process(store: Path) -> None:
     assert f"Run FanoutFlow/{run_id} Stopped" in rest
     assert not [p for p in runners if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert record(store, "FanoutFlow", run_id)["status"]["phase"] == "Stopped"  # type: ignore[index]
+    read(store)
+    assert Run(f"FanoutFlow/{run_id}").status == "Stopped"

@@ -319,8 +319,9 @@ class Run:
     # --------------------------------------------------------------------- state
     @property
     def status(self) -> str:
-        """The FlowRun's phase while it exists; once it is gone, Succeeded or Failed
-        from the end task's record, or Unknown (the run ended without an end task)."""
+        """The FlowRun's phase while it exists (a local run's: its run record's); once it
+        is gone, Succeeded or Failed from the end task's record, or Unknown (the run ended
+        without an end task)."""
         if self._info.phase:
             return self._info.phase
         end = self.end_task

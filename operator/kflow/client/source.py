@@ -64,12 +64,14 @@ class RunInfo:
     origin_run_id: str | None
     flowrun: Mapping[str, Any] | None       # the FlowRun as read; None once deleted
     raw_parameters: Mapping[str, str]       # spec.parameters of the FlowRun, as strings
+    recorded_phase: str | None = None       # a local run's phase, from its run record
 
     @property
     def phase(self) -> str | None:
-        """The FlowRun's phase (None once the FlowRun is gone or before it started)."""
+        """The FlowRun's phase, or a local run's recorded one (None once the FlowRun is
+        gone, or before it started)."""
         if self.flowrun is None:
-            return None
+            return self.recorded_phase
         phase = (self.flowrun.get("status") or {}).get("phase")
         return str(phase) if phase else None
 
@@ -106,11 +108,13 @@ def match_run(infos: Iterable[RunInfo], ident: str) -> RunInfo | None:
 class Source:
     """The store, and the Kubernetes namespace's FlowRuns when a cluster is configured."""
 
-    def __init__(self, store: Datastore, namespace: str, api_client: Any | None = None
-                 ) -> None:
+    def __init__(self, store: Datastore, namespace: str, api_client: Any | None = None,
+                 recorded_phase: Callable[[str, str], str | None] | None = None) -> None:
         self.store = store
         self.namespace = namespace
         self._api_client = api_client
+        # (flow, run id) → the phase its run record says (local runs), else None
+        self._recorded_phase = recorded_phase or (lambda flow, run_id: None)
         self._lock = threading.Lock()
         self._metas: dict[AttemptKey, TaskMetadata] = {}
         self._indexes: dict[AttemptKey, ArtifactIndex] = {}
@@ -133,7 +137,20 @@ class Source:
             raise ClientError(f"no local store at {folder}: local runs (python <flow>.py run "
                               "--local) create it; set KFLOW_STORE_DIR to the store of "
                               "yours, or run from the folder you ran the flow in")
-        return cls(Datastore(LocalObjectStore(folder)), local_namespace(namespace), None)
+        from kflow.local.record import RecordBook
+
+        store = Datastore(LocalObjectStore(folder))
+        ns = local_namespace(namespace)
+        book = RecordBook(store)
+
+        def recorded(flow: str, run_id: str) -> str | None:
+            try:
+                record = book.read(ns, flow, run_id)
+            except ValueError:                  # an unreadable record: no phase from it
+                return None
+            return record.effective_phase() if record is not None else None
+
+        return cls(store, ns, None, recorded_phase=recorded)
 
     @classmethod
     def from_config(cls, settings: Any = None, namespace: str | None = None) -> Source:
@@ -297,7 +314,7 @@ class Source:
             flow=flow, run_id=run_id, namespace=self.namespace, created_at=meta.started_at,
             user=meta.user, tags=_split_tags(extra.get("tags")),
             code_sha256=meta.code_sha256, origin_run_id=extra.get("origin_run_id"),
-            flowrun=None, raw_parameters={})
+            flowrun=None, raw_parameters={}, recorded_phase=self._recorded_phase(flow, run_id))
 
     # ------------------------------------------------------------------ records
 
