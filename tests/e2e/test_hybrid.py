@@ -15,7 +15,7 @@ import pytest
 
 from kflow import api_types
 from tests.e2e import test_operator as base
-from tests.e2e.conftest import TestCluster
+from tests.e2e.conftest import TestCluster, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +78,32 @@ def test_a_pod_the_cluster_refuses_fails_the_hybrid_run_with_what_to_do(
     assert run["status"]["phase"] == "Failed"
     assert run["status"]["failure"]["step"] == "train"
     assert run["status"]["failure"]["reason"] == "LaunchError"
+
+
+def test_kubectl_stop_stops_a_hybrid_run_and_its_pods(
+        cluster: TestCluster, namespace: str, operator: base.Operator) -> None:
+    proc = subprocess.Popen([sys.executable, str(FLOWS / "hybrid_flow.py"), "run", "--local",
+                             "--nap", "300"], env=operator.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def running_pod() -> str | None:
+            pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o",
+                                              "json").stdout)["items"]
+            up = [p for p in pods if p["status"].get("phase") == "Running"]
+            return up[0]["metadata"]["labels"]["kflow.dev/run"] if up else None
+
+        name = wait_for("the train pod running", running_pod, timeout=120, interval=0.5)
+        patched = cluster.kubectl("patch", "fr", name, "-n", namespace, "--type", "merge",
+                                  "-p", '{"spec":{"stop":true}}')
+        assert patched.returncode == 0, patched.stderr
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, out + err
+    assert "Run HybridFlow/" in out and " Stopped" in out
+    run = json.loads(cluster.kubectl("get", "fr", name, "-n", namespace, "-o", "json").stdout)
+    assert run["status"]["phase"] == "Stopped"
+    wait_for("the train pod gone", lambda: not json.loads(cluster.kubectl(
+        "get", "pods", "-n", namespace, "-o", "json").stdout)["items"], timeout=60)

@@ -16,8 +16,9 @@ store the cluster uses (S3), so each side sees the other's artifacts. In order:
    `PodExecutor` and a `ProcessExecutor`, writing the planner's status to the FlowRun
    as the operator would.
 
-Ctrl-C stops the run as a local run does (its pods are deleted). If this process dies,
-the FlowRun stays in its last phase: delete it (its pods go with it).
+Ctrl-C stops the run as a local run does (its pods are deleted); so does ``spec.stop:
+true`` on its FlowRun (`kubectl patch`), watched here. If this process dies, the
+FlowRun stays in its last phase: delete it (its pods go with it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -161,10 +163,15 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
 
     work = Path(tempfile.mkdtemp(prefix="kflow-hybrid-"))
     try:
+        stop = threading.Event()
+
         def executor_for(echo: Any) -> RoutingExecutor:
             local = ProcessExecutor(local_launch, s3_env(cfg.s3), work, echo=echo,
                                     stop_grace=STOP_GRACE_SECONDS)
             pods = PodExecutor(api, flow, run, pod_config, on_change=local.wake)
+            threading.Thread(target=_watch_stop, args=(runs, namespace, name, stop,
+                                                       local.wake),
+                             name="kflow-stop-watch", daemon=True).start()
             return RoutingExecutor(steps, pods, local)
 
         header = [f"Hybrid run {graph.name}/{run_id} started (FlowRun {namespace}/{name}):"
@@ -176,9 +183,26 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
                             outcome=lambda final: _outcome(graph.name, run_id, name,
                                                            namespace, final,
                                                            settings.prog),
-                            out=out, err=err)
+                            out=out, err=err, stop=stop)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _watch_stop(runs: Any, namespace: str, name: str, stop: threading.Event,
+                wake: Callable[[], None]) -> None:
+    """Set `stop` (and wake the loop) once the FlowRun gets ``spec.stop: true``
+    (`kubectl patch ... stop`, as for any run); ends with the process or the client."""
+    version: str | None = None
+    while not stop.is_set():
+        try:
+            for _, body in runs.watch_run(namespace, name, version):
+                version = (body.get("metadata") or {}).get("resourceVersion") or version
+                if (body.get("spec") or {}).get("stop"):
+                    stop.set()
+                    wake()
+                    return
+        except Exception:             # the client closed at the end, the network: stop
+            return
 
 
 def _outcome(flow: str, run_id: str, name: str, namespace: str, status: Mapping[str, Any],

@@ -235,17 +235,20 @@ def resume_local(flow_cls: type[FlowSpec], graph: FlowGraph, origin_run_id: str 
 
 
 @contextlib.contextmanager
-def _interrupts(stop: threading.Event, wake: Any, console: _Console) -> Iterator[None]:
-    """SIGINT/SIGTERM: the first sets `stop` (and wakes the loop), the second raises
-    KeyboardInterrupt. Only in the main thread (elsewhere signals stay as they are)."""
+def _interrupts(stop: threading.Event, signalled: threading.Event, wake: Any,
+                console: _Console) -> Iterator[None]:
+    """SIGINT/SIGTERM: the first sets `stop` and `signalled` (and wakes the loop), the
+    second raises KeyboardInterrupt. Only in the main thread (elsewhere signals stay as
+    they are)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
+        if signalled.is_set():
             console.lines(report.interrupt_lines(first=False))
             raise KeyboardInterrupt
+        signalled.set()
         stop.set()
         console.lines(report.interrupt_lines(first=True))
         threading.Thread(target=wake, daemon=True).start()   # not under our own lock
@@ -289,17 +292,19 @@ def _execute(store: Datastore, root: Path, prepared: _Prepared, record: RunRecor
 def drive_to_end(flow: FlowModel, run: RunModel, executor_for: Callable[[Echo], Executor], *,
                  origin: Sequence[ObservedAttempt], save: Callable[[Mapping[str, Any]], None],
                  header: Sequence[str], outcome: Callable[[Mapping[str, Any]], list[str]],
-                 out: TextIO, err: TextIO) -> int:
+                 out: TextIO, err: TextIO, stop: threading.Event | None = None) -> int:
     """Print `header`, drive `run` over the executor `executor_for(echo)` makes until it
     ended (progress lines as it goes, Ctrl-C handled as the module docstring says),
     `save` its status on every phase change and at most every `RECORD_EVERY_SECONDS`
     (always at the end), print `outcome(final status)`; the exit code. Shared by local
-    and hybrid runs (`kflow.hybrid.session`)."""
+    and hybrid runs (`kflow.hybrid.session`). Setting `stop` from another thread stops
+    the run as Ctrl-C does (the exit code is then 1: Stopped, not 130)."""
     console = _Console(out, err)
     console.lines(header)
     executor = executor_for(console.line)
     log = progress.ProgressLog()
-    stop = threading.Event()
+    stop = stop or threading.Event()
+    signalled = threading.Event()
     state: dict[str, Any] = {"status": dict(run.status), "written": 0.0, "phase": None}
 
     def on_status(status: Mapping[str, Any]) -> None:
@@ -313,7 +318,7 @@ def drive_to_end(flow: FlowModel, run: RunModel, executor_for: Callable[[Echo], 
 
     interrupted = False
     final: dict[str, Any] = {}
-    with _interrupts(stop, executor.wake, console):
+    with _interrupts(stop, signalled, executor.wake, console):
         try:
             final = drive(flow, run, executor, origin=origin, on_status=on_status,
                           interrupted=stop)
@@ -325,6 +330,6 @@ def drive_to_end(flow: FlowModel, run: RunModel, executor_for: Callable[[Echo], 
         final = {**state["status"], "phase": RunPhase.STOPPED.value}
     save(final)
     console.lines(outcome(final))
-    if stop.is_set() or interrupted:
+    if signalled.is_set() or interrupted:
         return EXIT_INTERRUPTED
     return 0 if final.get("phase") == RunPhase.SUCCEEDED.value else 1

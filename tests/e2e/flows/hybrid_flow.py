@@ -2,12 +2,15 @@
 each step records the host it ran on (HOSTNAME: the pod's name in a pod)."""
 
 import os
+import time
 
-from kflow import FlowSpec, kubernetes, step
+from kflow import FlowSpec, Parameter, kubernetes, step
 
 
 class HybridFlow(FlowSpec):
     """start (here) → train (a pod) → end (here); data crosses both ways."""
+
+    nap = Parameter("nap", default=0.0, help="seconds the train step sleeps")
 
     @step
     def start(self):
@@ -19,6 +22,7 @@ class HybridFlow(FlowSpec):
     @step
     def train(self):
         self.train_host = os.environ.get("HOSTNAME", "")
+        time.sleep(self.nap)
         self.model = sum(self.numbers) * 2
         self.next(self.end)
 
