@@ -76,7 +76,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -138,14 +138,32 @@ def package_version(python: Path, package: str) -> str:
     return out.stdout.strip() or "absent"
 
 
-def check_twins() -> None:
-    """Each kflow flow is its Metaflow twin with `from kflow` for `from metaflow`."""
-    for name, _, _ in SCENARIOS.values():
+def check_twins(files: Iterable[str]) -> None:
+    """Each kflow flow in `files` (bench/flows/kflow/) is its Metaflow twin with
+    `from kflow import` for `from metaflow import`."""
+    for name in files:
         mf = (FLOWS / "metaflow" / name).read_text()
         kf = (FLOWS / "kflow" / name).read_text()
         if mf.replace("from metaflow import", "from kflow import") != kf:
             raise SystemExit(f"bench/flows/kflow/{name} is not the twin of "
                              f"bench/flows/metaflow/{name} (only the import may differ)")
+
+
+def step_gaps(marks: Path, parents: dict[str, list[str]]) -> list[float]:
+    """User code end of the parents → user code start of each task, from the marks the
+    bench flows write (``step start|end time pid`` lines)."""
+    starts: dict[str, list[float]] = {}
+    ends: dict[str, list[float]] = {}
+    for line in marks.read_text().splitlines():
+        step, event, t, _ = line.split()
+        (starts if event == "start" else ends).setdefault(step, []).append(float(t))
+    gaps = []
+    for step, times in starts.items():
+        if step not in parents:
+            continue
+        parent_end = max(e for p in parents[step] for e in ends.get(p, []))
+        gaps += [t - parent_end for t in times]
+    return gaps
 
 
 # --------------------------------------------------------------- the S3 server
@@ -652,7 +670,7 @@ def main() -> None:
                         help="runs of Metaflow's S3 mode on `many` (about 2 minutes each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    check_twins()
+    check_twins(name for name, _, _ in SCENARIOS.values())
     mf_python = metaflow_python()
     has_pylint = subprocess.run([str(mf_python), "-c", "import pylint"],
                                 capture_output=True).returncode == 0

@@ -55,12 +55,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from artifacts import clean_env, metaflow_python
+from artifacts import check_twins, clean_env, metaflow_python
 from scheduling import (
     FLOWS,
     NAMESPACE,
     Kube,
-    check_twins,
     create_run,
     delete_runs,
     deploy,

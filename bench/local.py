@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifacts import clean_env, metaflow_python, package_version
+from artifacts import check_twins, clean_env, metaflow_python, package_version, step_gaps
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -60,16 +60,6 @@ PARENTS = {"linear3": {"middle": ["start"], "end": ["middle"]},
 SYSTEMS = ("kflow", "metaflow")
 RUN_TIMEOUT_S = 600.0
 MAX_WORKERS = 16
-
-
-def check_twins() -> None:
-    """Each kflow flow is its Metaflow twin with `from kflow` for `from metaflow`."""
-    for name in SCENARIOS.values():
-        mf = (FLOWS / "metaflow" / name).read_text()
-        kf = (FLOWS / "kflow" / name).read_text()
-        if mf.replace("from metaflow import", "from kflow import") != kf:
-            raise SystemExit(f"bench/flows/kflow/{name} is not the twin of "
-                             f"bench/flows/metaflow/{name} (only the import may differ)")
 
 
 @dataclass
@@ -89,21 +79,6 @@ class Result:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def step_gaps(marks: Path, parents: dict[str, list[str]]) -> list[float]:
-    """User code end of the parents → user code start of each task, from the marks."""
-    starts: dict[str, list[float]] = {}
-    ends: dict[str, list[float]] = {}
-    for line in marks.read_text().splitlines():
-        step, event, t, _ = line.split()
-        (starts if event == "start" else ends).setdefault(step, []).append(float(t))
-    gaps = []
-    for step, times in starts.items():
-        if step in parents:
-            parent_end = max(e for p in parents[step] for e in ends.get(p, []))
-            gaps += [t - parent_end for t in times]
-    return gaps
 
 
 def run_once(system: str, scenario: str, width: int, work: Path, label: str,
@@ -210,7 +185,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=100, help="foreach width")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    check_twins()
+    check_twins(SCENARIOS.values())
     mf = metaflow_python()
     has_pylint = subprocess.run([str(mf), "-c", "import pylint"],
                                 capture_output=True).returncode == 0

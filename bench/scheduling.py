@@ -71,7 +71,14 @@ from typing import Any, cast
 import psutil
 from kubernetes import client, config, watch
 
-from artifacts import BackgroundLoop, clean_env, metaflow_python, package_version
+from artifacts import (
+    BackgroundLoop,
+    check_twins,
+    clean_env,
+    metaflow_python,
+    package_version,
+    step_gaps,
+)
 from kflow import api_types
 from kflow.cluster import s3, supervisor
 from kflow.cluster.components import Layout
@@ -113,17 +120,6 @@ def epoch(text: str | None) -> float | None:
     if not text:
         return None
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def check_twins(files: tuple[str, ...] | None = None) -> None:
-    """Each kflow flow (`files`, default this script's) is its Metaflow twin with
-    `from kflow import` for `from metaflow import`."""
-    for name in files or tuple(f for f, _ in SCENARIOS.values()):
-        mf = (FLOWS / "metaflow" / name).read_text()
-        kf = (FLOWS / "kflow" / name).read_text()
-        if mf.replace("from metaflow import", "from kflow import") != kf:
-            raise SystemExit(f"bench/flows/kflow/{name} is not the twin of "
-                             f"bench/flows/metaflow/{name} (only the import may differ)")
 
 
 def free_port() -> int:
@@ -425,22 +421,6 @@ class MetaflowRun:
     step_gap: list[float]
 
 
-def metaflow_gaps(marks: Path, parents: dict[str, list[str]]) -> list[float]:
-    """User code end of the parents → user code start of each task, from the marks."""
-    starts: dict[str, list[float]] = {}
-    ends: dict[str, list[float]] = {}
-    for line in marks.read_text().splitlines():
-        step, event, t, _ = line.split()
-        (starts if event == "start" else ends).setdefault(step, []).append(float(t))
-    gaps = []
-    for step, times in starts.items():
-        if step not in parents:
-            continue
-        parent_end = max(e for p in parents[step] for e in ends.get(p, []))
-        gaps += [t - parent_end for t in times]
-    return gaps
-
-
 def metaflow_store_env(kube: Kube, mode: str, s3_prefix: str) -> dict[str, str]:
     """Metaflow's datastore: local, or S3 on the cluster's server under `s3_prefix`."""
     if mode == "local":
@@ -473,7 +453,7 @@ def run_metaflow(mf: Path, mf_args: tuple[str, ...], kube: Kube, work: Path, sce
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"Metaflow {label} failed ({done.returncode}):\n{tail}")
-    return MetaflowRun(scenario, mode, wall, metaflow_gaps(marks, parents))
+    return MetaflowRun(scenario, mode, wall, step_gaps(marks, parents))
 
 
 # ------------------------------------------------------------ operator memory
@@ -678,7 +658,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.width, args.concurrent = 1, 20, 20
-    check_twins()
+    check_twins(f for f, _ in SCENARIOS.values())
     mf = metaflow_python()
     has_pylint = subprocess.run([str(mf), "-c", "import pylint"],
                                 capture_output=True).returncode == 0

@@ -33,8 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kflow import api_types
-from kflow.local.executor import RunLaunch, StepLaunch
-from kflow.local.session import STOP_GRACE_SECONDS, LocalRunError, LocalSettings, drive_to_end
+from kflow.local.executor import RunLaunch, step_launches
+from kflow.local.session import (
+    STOP_GRACE_SECONDS,
+    LocalRunError,
+    LocalSettings,
+    drive_to_end,
+    package_flow,
+)
 
 if TYPE_CHECKING:
     from kflow.config import KflowConfig, S3Settings
@@ -65,12 +71,6 @@ def s3_env(s3: S3Settings) -> dict[str, str]:
             "KFLOW_S3_REGION": s3.region}
 
 
-def _step_launches(spec: Mapping[str, Any]) -> dict[str, StepLaunch]:
-    return {str(entry["name"]): StepLaunch(
-        environment={str(k): str(v) for k, v in (entry.get("environment") or {}).items()},
-        timeout_seconds=entry.get("timeoutSeconds")) for entry in spec.get("steps") or []}
-
-
 def _settings(steps: list[str]) -> KflowConfig:
     from kflow import config
 
@@ -87,19 +87,13 @@ def run_hybrid(flow_cls: type[FlowSpec], graph: FlowGraph, parameters: Mapping[s
                settings: LocalSettings, steps: list[str], out: TextIO | None = None,
                err: TextIO | None = None) -> int:
     """Run the flow here, its `steps` as pods on the cluster; the exit code."""
-    from kflow import deploy, kube, launch, packaging, submit
+    from kflow import deploy, kube, launch, submit
     from kflow_operator.k8s import KubeError
 
     out, err = out or sys.stdout, err or sys.stderr
     cfg = _settings(steps)
     namespace = settings.namespace or cfg.namespace
-    flow_path = Path(graph.file)
-    try:
-        package = packaging.build_package(flow_path, settings.package_include)
-    except (OSError, ValueError) as exc:
-        raise LocalRunError(f"packaging {flow_path}: {exc}") from None
-    for warning in package.warnings:
-        print(f"warning: {warning}", file=err)
+    package = package_flow(graph, settings, err)
     with submit.api_errors(f"deploying {graph.name}", action="apply",
                            plural=api_types.FLOW_PLURAL):
         deployed = deploy.deploy(flow_cls, graph, package, namespace=namespace, settings=cfg)
@@ -149,7 +143,7 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
         flow_file=package.flow_file, code_dir=flow_path.absolute().parent,
         code_sha256=package.sha256, namespace=namespace, flow=graph.name, run_id=run_id,
         start_step=flow_model.start, parameters=dict(parameters),
-        tags=tuple(dict.fromkeys(settings.tags)), user=user, steps=_step_launches(spec))
+        tags=tuple(dict.fromkeys(settings.tags)), user=user, steps=step_launches(spec))
     pod_config = from_env(os.environ).pod
     writer = KubernetesKubeApi(api)
     written: dict[str, Any] = dict(run.get("status") or {})

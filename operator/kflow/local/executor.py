@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from kflow.planning.model import ObservedAttempt, StartTask, TaskId
 
-__all__ = ["Executor", "RunLaunch", "StepLaunch", "runner_argv"]
+__all__ = ["Executor", "RunLaunch", "StepLaunch", "runner_argv", "step_launches"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ class RunLaunch:
     def step(self, name: str) -> StepLaunch:
         """The step's settings (defaults for a step the spec does not describe)."""
         return self.steps.get(name) or StepLaunch()
+
+
+def step_launches(spec: Mapping[str, Any]) -> dict[str, StepLaunch]:
+    """Each step's settings from a Flow spec (its ``steps[]`` entries)."""
+    return {str(entry["name"]): StepLaunch(
+        environment={str(k): str(v) for k, v in (entry.get("environment") or {}).items()},
+        timeout_seconds=entry.get("timeoutSeconds")) for entry in spec.get("steps") or []}
 
 
 def runner_argv(launch: RunLaunch, start: StartTask) -> list[str]:

@@ -36,7 +36,7 @@ from kflow import progress
 from kflow.api_types import RunPhase
 from kflow.exceptions import KflowException
 from kflow.local import report
-from kflow.local.executor import Executor, RunLaunch, StepLaunch
+from kflow.local.executor import Executor, RunLaunch, StepLaunch, step_launches
 from kflow.local.location import check_run_id, local_namespace, new_run_id, store_dir
 from kflow.local.loop import drive
 from kflow.local.origin import OriginError, check_origin, clone_kept, kept_steps, read_origin
@@ -47,6 +47,7 @@ from kflow.planning import FlowModel, ObservedAttempt, RunModel
 if TYPE_CHECKING:
     from kflow.flowspec import FlowSpec
     from kflow.graph import FlowGraph
+    from kflow.packaging import CodePackage
     from kflow.store import Datastore
 
 __all__ = ["LocalRunError", "LocalSettings", "drive_to_end", "resume_local", "run_local"]
@@ -112,16 +113,10 @@ class _Prepared:
 def _prepare(flow_cls: type[FlowSpec], graph: FlowGraph, store: Datastore,
              settings: LocalSettings, err: TextIO) -> _Prepared:
     """The code package (kept in the store) and the Flow spec, parsed for the planner."""
-    from kflow import packaging
     from kflow.manifest import flow_manifest
 
     flow_path = Path(graph.file)
-    try:
-        package = packaging.build_package(flow_path, settings.package_include)
-    except (OSError, ValueError) as exc:
-        raise LocalRunError(f"packaging {flow_path}: {exc}") from None
-    for warning in package.warnings:
-        print(f"warning: {warning}", file=err)
+    package = package_flow(graph, settings, err)
     store.put_code_package(package.sha256, package.data)
     spec = flow_manifest(flow_cls, graph, package,
                          package_url=f"file://{store.layout.code_package(package.sha256)}",
@@ -131,11 +126,23 @@ def _prepare(flow_cls: type[FlowSpec], graph: FlowGraph, store: Datastore,
         flow = FlowModel.from_spec(spec)
     except ValueError as exc:
         raise LocalRunError(f"flow {graph.name}: {exc}") from None
-    steps = {str(entry["name"]): StepLaunch(
-        environment={str(k): str(v) for k, v in (entry.get("environment") or {}).items()},
-        timeout_seconds=entry.get("timeoutSeconds")) for entry in spec["steps"]}
-    return _Prepared(flow, steps, package.flow_file, flow_path.absolute().parent,
-                     package.sha256)
+    return _Prepared(flow, step_launches(spec), package.flow_file,
+                     flow_path.absolute().parent, package.sha256)
+
+
+def package_flow(graph: FlowGraph, settings: LocalSettings, err: TextIO) -> CodePackage:
+    """The flow's code package (its warnings printed to `err`); LocalRunError if it
+    cannot be built."""
+    from kflow import packaging
+
+    flow_path = Path(graph.file)
+    try:
+        package = packaging.build_package(flow_path, settings.package_include)
+    except (OSError, ValueError) as exc:
+        raise LocalRunError(f"packaging {flow_path}: {exc}") from None
+    for warning in package.warnings:
+        print(f"warning: {warning}", file=err)
+    return package
 
 
 def _user() -> str:
