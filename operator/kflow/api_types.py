@@ -58,6 +58,8 @@ PART_OF: Final = "kflow"                    # value of app.kubernetes.io/part-of
 # spec.driver of a FlowRun: who runs its tasks and writes its status.
 DRIVER_OPERATOR: Final = "Operator"
 DRIVER_LOCAL: Final = "Local"         # a hybrid `python flow.py run --local`
+# status.driver of a Local-driven FlowRun: {host, pid, heartbeatAt} (the driver writes it)
+DRIVER_STATUS: Final = "driver"
 MANAGED_BY: Final = "kflow"                 # value of app.kubernetes.io/managed-by
 COMPONENT_STEP: Final = "step"              # app.kubernetes.io/component of step pods
 
@@ -156,6 +158,7 @@ class FailureReason(enum.StrEnum):
     IMAGE_ERROR = "ImageError"
     LAUNCH_ERROR = "LaunchError"
     INVALID_SPEC = "InvalidSpec"
+    DRIVER_LOST = "DriverLost"      # a hybrid run's driving process stopped reporting
     INTERNAL = "Internal"
 
 

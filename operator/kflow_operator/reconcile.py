@@ -35,8 +35,10 @@ Owns: `Reconciler` (the steps below, over a `KubeApi`) and the run's Flow snapsh
    token-bucket waits.
 
 A run with ``spec.driver: Local`` (a hybrid ``python flow.py run --local``) is its
-driver's: after step 1 the operator only records its phase and, once it Succeeded,
-starts its ``@trigger_on_finish`` successors (`Reconciler._driven_locally`).
+driver's: after step 1 the operator only watches that its driver still reports (else
+the run fails, ``DriverLost``, and its pods are stopped), releases its pods once it is
+finished, starts its ``@trigger_on_finish`` successors once it Succeeded and applies
+its TTL (`Reconciler._driven_locally`).
 
 Returns the planner's ``requeue_after``; the caller (`kflow_operator.queue`) arms the
 timer. Kubernetes errors arrive as `kflow_operator.k8s` errors; a transient one
@@ -63,6 +65,7 @@ from kflow.planning.model import Event, ObservedAttempt
 from kflow.planning.run import format_time
 from kflow.planning.status import MAX_RUN_MESSAGE, clip, condition
 from kflow_operator import naming
+from kflow_operator.driver import driver_lost
 from kflow_operator.flowstatus import status_patch
 from kflow_operator.k8s import InvalidRequest, KubeApi, TransientKubeError
 from kflow_operator.metrics import OperatorMetrics
@@ -220,18 +223,35 @@ class Reconciler:
         return found if found is not None else _Invalid(
             "FlowNotAccepted", f"ConfigMap {snapshot_name(run_name)} could not be read back")
 
-    def _driven_locally(self, run: Mapping[str, Any]) -> None:
+    def _driven_locally(self, run: Mapping[str, Any],
+                        pods: list[dict[str, Any]]) -> float | None:
         """A hybrid run (``spec.driver: Local``): its driver runs the tasks (pods and
-        local processes) and writes the status; the operator only starts its
-        ``@trigger_on_finish`` successors once it succeeded."""
+        local processes) and writes the status. The operator only fails it when the driver
+        is lost (`kflow_operator.driver`: its pods are stopped), releases its deleted pods
+        once it is finished, starts its ``@trigger_on_finish`` successors once it
+        succeeded, and deletes it after its TTL. The seconds until the next look."""
+        model = RunModel.from_cr(run)
         status = run.get("status") or {}
-        self._metrics.run_phase(str(run["metadata"]["namespace"]), str(run["metadata"]["name"]),
-                                status.get("phase"))
-        if status.get("phase") == RunPhase.SUCCEEDED.value and needs_triggering(run):
-            flow_ref = str(((run.get("spec") or {}).get("flowRef") or {}).get("name") or "")
-            flow = self._kube.get_flow(str(run["metadata"]["namespace"]), flow_ref)
-            if flow is not None:
-                self._run_succeeded(run, str((flow.get("spec") or {}).get("flowName") or ""))
+        self._metrics.run_phase(model.namespace, model.name, status.get("phase"))
+        if model.phase is not None and model.phase.terminal:
+            self._release(pods)
+            if model.phase is RunPhase.SUCCEEDED and needs_triggering(run):
+                flow_ref = str(((run.get("spec") or {}).get("flowRef") or {}).get("name")
+                               or "")
+                flow = self._kube.get_flow(model.namespace, flow_ref)
+                if flow is not None:
+                    self._run_succeeded(run, str((flow.get("spec") or {}).get("flowName")
+                                                 or ""))
+            return self._finished(run, model, status)
+        lost, wait = driver_lost(run, self._clock(), self._config.driver_timeout_seconds)
+        if lost is None:
+            return wait
+        for pod in pods:
+            if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                self._kube.delete_pod(model.namespace, str(pod["metadata"]["name"]),
+                                      FailureReason.DRIVER_LOST.value)
+        return self._fail(run, model, _Invalid(FailureReason.DRIVER_LOST.value, lost),
+                          reason=FailureReason.DRIVER_LOST)
 
     def _pin_origin(self, run: Mapping[str, Any],
                     flow_spec: Mapping[str, Any]) -> dict[str, Any] | _Invalid:
@@ -261,8 +281,7 @@ class Reconciler:
         mine = [pod for pod in pods if owner_uid(pod) == _uid(run)]
         self._release([pod for pod in pods if owner_uid(pod) != _uid(run)])  # older runs'
         if (run.get("spec") or {}).get("driver") == api_types.DRIVER_LOCAL:
-            self._driven_locally(run)
-            return None
+            return self._driven_locally(run, mine)
         model = RunModel.from_cr(run)
         flow = self._read_snapshot(run)
         if flow is None:
@@ -414,17 +433,19 @@ class Reconciler:
         return True
 
     def _fail(self, run: Mapping[str, Any], model: RunModel, invalid: _Invalid,
-              base: Mapping[str, Any] | None = None) -> float | None:
-        """End the run Failed with reason InvalidSpec (idempotent: same status, no write);
-        the seconds until its TTL deletes it (None: no TTL, or deleted now)."""
+              base: Mapping[str, Any] | None = None,
+              reason: FailureReason = FailureReason.INVALID_SPEC) -> float | None:
+        """End the run Failed with `reason` (InvalidSpec: the run cannot run; idempotent:
+        same status, no write); the seconds until its TTL deletes it (None: no TTL, or
+        deleted now)."""
         old = run.get("status") or {}
         now = self._clock()
         gen = model.generation
         status = dict(base if base is not None else old)
-        accepted = (ConditionStatus.TRUE, "Accepted", "the Flow exists and is accepted") \
-            if invalid.reason == "InvalidPod" else (ConditionStatus.FALSE, invalid.reason,
-                                                    invalid.message)
-        reason = FailureReason.INVALID_SPEC.value
+        spec_problem = reason is FailureReason.INVALID_SPEC and invalid.reason != "InvalidPod"
+        accepted = (ConditionStatus.FALSE, invalid.reason, invalid.message) if spec_problem \
+            else (ConditionStatus.TRUE, "Accepted", "the Flow exists and is accepted")
+        failure = reason.value
         status.update({
             "phase": RunPhase.FAILED.value,
             "observedGeneration": gen,
@@ -435,10 +456,10 @@ class Reconciler:
                           ConditionType.PROGRESSING, ConditionStatus.FALSE,
                           RunPhase.FAILED.value, "the run is failed", now, gen),
                 condition(model.condition(ConditionType.SUCCEEDED), ConditionType.SUCCEEDED,
-                          ConditionStatus.FALSE, reason, invalid.message, now, gen),
+                          ConditionStatus.FALSE, failure, invalid.message, now, gen),
             ],
-            "failure": {"reason": reason, "message": invalid.message},
-            "reason": reason,                       # the Reason printer column
+            "failure": {"reason": failure, "message": invalid.message},
+            "reason": failure,                      # the Reason printer column
             "message": clip(invalid.message, MAX_RUN_MESSAGE),
             "finishedAt": old.get("finishedAt") if old.get("phase") == RunPhase.FAILED.value
             and old.get("finishedAt") else format_time(now),
@@ -447,5 +468,5 @@ class Reconciler:
         if self._write_status(run, status) and old.get("phase") != RunPhase.FAILED.value:
             log.warning("FlowRun %s/%s failed: %s", model.namespace, model.name,
                         invalid.message)
-            self._kube.create_event(run, Event("Warning", reason, invalid.message))
+            self._kube.create_event(run, Event("Warning", failure, invalid.message))
         return self._finished(run, model, status)

@@ -25,6 +25,9 @@ variable                           default           meaning
                                                      platform (evicted, preempted, …)
 ``KFLOW_PENDING_TIMEOUT_SECONDS``  ``600``           a pod pending this long fails its
                                                      step (Unschedulable, image, launch)
+``KFLOW_DRIVER_TIMEOUT_SECONDS``   ``120``           a hybrid run whose driver has not
+                                                     reported for this long fails
+                                                     (DriverLost)
 ``KFLOW_POD_CREATES_PER_SECOND``   ``10``            token bucket of pod creates
 ``KFLOW_POD_CREATE_BURST``         ``20``
 ``KFLOW_STATUS_WRITES_PER_SECOND`` ``5``             token bucket of FlowRun status writes
@@ -72,6 +75,7 @@ class OperatorConfig:
     pod: PodConfig = field(default_factory=PodConfig)
     infra_retries: int = 3
     pending_timeout_seconds: float = 600.0
+    driver_timeout_seconds: float = 120.0
     pod_creates_per_second: float = 10.0
     pod_create_burst: int = 20
     status_writes_per_second: float = 5.0
@@ -188,6 +192,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> OperatorConfig:
         pod=pod,
         infra_retries=_int(env, "KFLOW_INFRA_RETRIES", 3, maximum=100),
         pending_timeout_seconds=_positive(env, "KFLOW_PENDING_TIMEOUT_SECONDS", 600.0),
+        driver_timeout_seconds=_positive(env, "KFLOW_DRIVER_TIMEOUT_SECONDS", 120.0),
         pod_creates_per_second=_positive(env, "KFLOW_POD_CREATES_PER_SECOND", 10.0),
         pod_create_burst=_int(env, "KFLOW_POD_CREATE_BURST", 20, minimum=1),
         status_writes_per_second=_positive(env, "KFLOW_STATUS_WRITES_PER_SECOND", 5.0),

@@ -7,9 +7,12 @@ alone by the operator that watches the namespace).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +110,49 @@ def test_kubectl_stop_stops_a_hybrid_run_and_its_pods(
     assert run["status"]["phase"] == "Stopped"
     wait_for("the train pod gone", lambda: not json.loads(cluster.kubectl(
         "get", "pods", "-n", namespace, "-o", "json").stdout)["items"], timeout=60)
+
+
+def test_a_hybrid_run_whose_driver_dies_fails_and_its_pods_stop(
+        cluster: TestCluster, namespace: str, operator: base.Operator) -> None:
+    operator.kill()                                   # a short driver timeout for the test
+    operator.process_env["KFLOW_DRIVER_TIMEOUT_SECONDS"] = "4"
+    operator.restart()
+    env = {**operator.env, "KFLOW_DRIVER_HEARTBEAT_SECONDS": "1"}
+    proc = subprocess.Popen([sys.executable, str(FLOWS / "hybrid_flow.py"), "run", "--local",
+                             "--nap", "300"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        def reporting_run() -> dict[str, Any] | None:
+            found = json.loads(cluster.kubectl("get", "fr", "-n", namespace, "-o",
+                                               "json").stdout)["items"]
+            pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o",
+                                              "json").stdout)["items"]
+            beat = found and ((found[0].get("status") or {}).get("driver") or {})
+            running = [p for p in pods if p["status"].get("phase") == "Running"]
+            return found[0] if beat and beat.get("heartbeatAt") and running else None
+
+        run = wait_for("the driver reporting and the train pod running", reporting_run,
+                       timeout=120, interval=0.5)
+        assert run["status"]["driver"]["pid"] == proc.pid
+        time.sleep(6)                          # longer than the timeout: still alive
+        name = run["metadata"]["name"]
+        again = json.loads(cluster.kubectl("get", "fr", name, "-n", namespace, "-o",
+                                           "json").stdout)
+        assert again["status"]["phase"] == "Running"
+        proc.send_signal(signal.SIGKILL)               # the driver dies without a word
+        proc.wait(timeout=10)
+
+        def failed() -> dict[str, Any] | None:
+            body = json.loads(cluster.kubectl("get", "fr", name, "-n", namespace, "-o",
+                                              "json").stdout)
+            return body if body["status"].get("phase") == "Failed" else None
+
+        ended = wait_for("the operator to fail the run", failed, timeout=60, interval=0.5)
+        assert ended["status"]["failure"]["reason"] == "DriverLost"
+        assert f"pid {proc.pid}" in ended["status"]["failure"]["message"]
+        wait_for("its pod gone", lambda: not json.loads(cluster.kubectl(
+            "get", "pods", "-n", namespace, "-o", "json").stdout)["items"], timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -17,22 +17,27 @@ store the cluster uses (S3), so each side sees the other's artifacts. In order:
    as the operator would.
 
 Ctrl-C stops the run as a local run does (its pods are deleted); so does ``spec.stop:
-true`` on its FlowRun (`kubectl patch`), watched here. If this process dies, the
-FlowRun stays in its last phase: delete it (its pods go with it).
+true`` on its FlowRun (`kubectl patch`), watched here. This process reports in the
+FlowRun's ``status.driver`` every few seconds; if it dies, the operator fails the run
+(``DriverLost``) once it has been silent for its driver timeout, and stops its pods.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kflow import api_types
+from kflow.api_types import FailureReason
 from kflow.local.executor import RunLaunch, step_launches
 from kflow.local.session import (
     STOP_GRACE_SECONDS,
@@ -41,6 +46,7 @@ from kflow.local.session import (
     drive_to_end,
     package_flow,
 )
+from kflow.planning.run import format_time
 
 if TYPE_CHECKING:
     from kflow.config import KflowConfig, S3Settings
@@ -50,6 +56,9 @@ if TYPE_CHECKING:
 __all__ = ["POD_DECORATORS", "pod_steps", "run_hybrid", "s3_env"]
 
 POD_DECORATORS = frozenset({"batch", "kubernetes"})
+HEARTBEAT_SECONDS = 10.0      # status.driver.heartbeatAt; the operator's limit is 120 s
+
+log = logging.getLogger(__name__)
 
 
 def pod_steps(flow_cls: type[FlowSpec], graph: FlowGraph) -> list[str]:
@@ -147,31 +156,31 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
     pod_config = from_env(os.environ).pod
     writer = KubernetesKubeApi(api)
     written: dict[str, Any] = dict(run.get("status") or {})
+    stop, lost, ended = threading.Event(), threading.Event(), threading.Event()
 
     def save(status: Mapping[str, Any]) -> None:
         from kflow_operator.flowstatus import status_patch
 
+        if lost.is_set():             # the operator failed the run (DriverLost): its word
+            return
         writer.patch_flowrun_status(namespace, name, status_patch(written, status))
         written.clear()
         written.update(status)
 
+    def executor_for(echo: Any) -> RoutingExecutor:
+        local = ProcessExecutor(local_launch, s3_env(cfg.s3), work, echo=echo,
+                                stop_grace=STOP_GRACE_SECONDS)
+        pods = PodExecutor(api, flow, run, pod_config, on_change=local.wake)
+        for target, args in ((_watch_stop, (runs, namespace, name, stop, lost, local.wake)),
+                             (_heartbeat, (writer, namespace, name, ended))):
+            threading.Thread(target=target, args=args, daemon=True).start()
+        return RoutingExecutor(steps, pods, local)
+
+    header = [f"Hybrid run {graph.name}/{run_id} started (FlowRun {namespace}/{name}):"
+              f" {', '.join(steps)} as pods on the cluster, the other steps here, "
+              f"at most {run_model.max_parallelism or settings.max_workers} tasks at once"]
     work = Path(tempfile.mkdtemp(prefix="kflow-hybrid-"))
     try:
-        stop = threading.Event()
-
-        def executor_for(echo: Any) -> RoutingExecutor:
-            local = ProcessExecutor(local_launch, s3_env(cfg.s3), work, echo=echo,
-                                    stop_grace=STOP_GRACE_SECONDS)
-            pods = PodExecutor(api, flow, run, pod_config, on_change=local.wake)
-            threading.Thread(target=_watch_stop, args=(runs, namespace, name, stop,
-                                                       local.wake),
-                             name="kflow-stop-watch", daemon=True).start()
-            return RoutingExecutor(steps, pods, local)
-
-        header = [f"Hybrid run {graph.name}/{run_id} started (FlowRun {namespace}/{name}):"
-                  f" {', '.join(steps)} as pods on the cluster, the other steps here, "
-                  f"at most {run_model.max_parallelism or settings.max_workers} tasks "
-                  "at once"]
         return drive_to_end(flow_model, run_model, executor_for, origin=(), save=save,
                             header=header,
                             outcome=lambda final: _outcome(graph.name, run_id, name,
@@ -179,24 +188,45 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
                                                            settings.prog),
                             out=out, err=err, stop=stop)
     finally:
+        ended.set()
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _watch_stop(runs: Any, namespace: str, name: str, stop: threading.Event,
-                wake: Callable[[], None]) -> None:
+                lost: threading.Event, wake: Callable[[], None]) -> None:
     """Set `stop` (and wake the loop) once the FlowRun gets ``spec.stop: true``
-    (`kubectl patch ... stop`, as for any run); ends with the process or the client."""
+    (`kubectl patch ... stop`, as for any run), or the operator failed it because this
+    driver was silent too long (then `lost` too: nothing more is written). Ends with
+    the process or the client."""
     version: str | None = None
     while not stop.is_set():
         try:
             for _, body in runs.watch_run(namespace, name, version):
                 version = (body.get("metadata") or {}).get("resourceVersion") or version
-                if (body.get("spec") or {}).get("stop"):
+                failure = ((body.get("status") or {}).get("failure") or {}).get("reason")
+                if failure == FailureReason.DRIVER_LOST.value:
+                    lost.set()
+                if (body.get("spec") or {}).get("stop") or lost.is_set():
                     stop.set()
                     wake()
                     return
         except Exception:             # the client closed at the end, the network: stop
             return
+
+
+def _heartbeat(writer: Any, namespace: str, name: str, ended: threading.Event) -> None:
+    """Report this process in the FlowRun's ``status.driver`` every
+    ``$KFLOW_DRIVER_HEARTBEAT_SECONDS`` (default 10) until the run ended; the operator
+    fails a run whose driver stays silent (`kflow_operator.driver`)."""
+    every = float(os.environ.get("KFLOW_DRIVER_HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS)
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    while not ended.is_set():
+        try:
+            writer.patch_flowrun_status(namespace, name, {api_types.DRIVER_STATUS: {
+                **me, "heartbeatAt": format_time(datetime.now(UTC))}})
+        except Exception as exc:      # a blip: the next beat tries again
+            log.debug("heartbeat of FlowRun %s/%s: %s", namespace, name, exc)
+        ended.wait(every)
 
 
 def _outcome(flow: str, run_id: str, name: str, namespace: str, status: Mapping[str, Any],
