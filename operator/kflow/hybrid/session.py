@@ -171,7 +171,8 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
         local = ProcessExecutor(local_launch, s3_env(cfg.s3), work, echo=echo,
                                 stop_grace=STOP_GRACE_SECONDS)
         pods = PodExecutor(api, flow, run, pod_config, on_change=local.wake)
-        for target, args in ((_watch_stop, (runs, namespace, name, stop, lost, local.wake)),
+        for target, args in ((_watch_stop, (runs, namespace, name, stop, lost, ended,
+                                             local.wake)),
                              (_heartbeat, (writer, namespace, name, ended))):
             threading.Thread(target=target, args=args, daemon=True).start()
         return RoutingExecutor(steps, pods, local)
@@ -193,13 +194,14 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
 
 
 def _watch_stop(runs: Any, namespace: str, name: str, stop: threading.Event,
-                lost: threading.Event, wake: Callable[[], None]) -> None:
+                lost: threading.Event, ended: threading.Event,
+                wake: Callable[[], None]) -> None:
     """Set `stop` (and wake the loop) once the FlowRun gets ``spec.stop: true``
     (`kubectl patch ... stop`, as for any run), or the operator failed it because this
-    driver was silent too long (then `lost` too: nothing more is written). Ends with
-    the process or the client."""
+    driver was silent too long (then `lost` too: nothing more is written). Until the
+    run `ended`; a broken watch is started again a second later."""
     version: str | None = None
-    while not stop.is_set():
+    while not (stop.is_set() or ended.is_set()):
         try:
             for _, body in runs.watch_run(namespace, name, version):
                 version = (body.get("metadata") or {}).get("resourceVersion") or version
@@ -210,8 +212,10 @@ def _watch_stop(runs: Any, namespace: str, name: str, stop: threading.Event,
                     stop.set()
                     wake()
                     return
-        except Exception:             # the client closed at the end, the network: stop
-            return
+        except Exception as exc:      # the network, an expired version: watch again
+            log.debug("watching FlowRun %s/%s: %s", namespace, name, exc)
+            version = None
+            ended.wait(1.0)
 
 
 def _heartbeat(writer: Any, namespace: str, name: str, ended: threading.Event) -> None:
