@@ -252,7 +252,8 @@ def test_train_flow_runs_end_to_end_from_kubectl_apply(
         "Accepted": "True", "Ready": "True"}
     assert flow_status["observedGeneration"] == 1
     header, row = cluster.kubectl("get", "flows", "-n", namespace).stdout.splitlines()
-    assert header.split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "RUN", "AGE"]
+    assert header.split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "SCHEDULE", "LAST", "RUN",
+                              "AGE"]
     assert row.split()[:8] == ["train-flow", "5", "0", "0", "*", "*", "*", "train-1"]
 
     # The metrics endpoint counted the run's 7 task attempts.
@@ -342,7 +343,7 @@ def test_a_missing_flow_or_a_bad_parameter_fails_the_run_with_invalid_spec(
     assert cluster.core.list_namespaced_pod(namespace).items == []
     wide = cluster.kubectl("get", "fr", "orphan-1", "-n", namespace, "-o", "wide")
     header, row = wide.stdout.splitlines()
-    assert header.split()[-4:] == ["AGE", "FAILED", "STEP", "MESSAGE"]
+    assert header.split()[-6:] == ["AGE", "FAILED", "STEP", "MESSAGE", "TRIGGERED", "BY"]
     assert "InvalidSpec" in row.split() and "Flow 'no-such-flow' not found" in row
 
 
