@@ -74,8 +74,8 @@ def test_printer_columns(crds: TestCluster, namespace: str) -> None:
                             str(EXAMPLES / name)).returncode == 0
     flows = crds.kubectl("get", "fl", "-n", namespace)
     assert flows.returncode == 0, flows.stderr
-    assert flows.stdout.split("\n")[0].split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "RUN",
-                                                   "AGE"]
+    assert flows.stdout.split("\n")[0].split() == ["NAME", "STEPS", "SCHEDULE", "LAST",
+                                                   "SCHEDULE", "LAST", "RUN", "AGE"]
     runs = crds.kubectl("get", "flowruns", "-n", namespace)
     assert runs.returncode == 0, runs.stderr
     assert runs.stdout.split("\n")[0].split() == ["NAME", "FLOW", "STATUS", "STEPS", "STARTED",
@@ -121,8 +121,8 @@ def test_flow_status_columns(crds: TestCluster, namespace: str,
                                     "message": "", "lastTransitionTime": _ago(5),
                                     "observedGeneration": 1}]}})
     wide = crds.kubectl("get", "fl", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "RUN", "AGE", "LAST",
-                               "STATUS", "ACCEPTED"]
+    assert wide[0].split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "SCHEDULE", "LAST", "RUN",
+                               "AGE", "LAST", "STATUS", "NEXT", "SCHEDULE", "ACCEPTED"]
     assert wide[1].split()[:8] == ["train-flow", "7", "0", "0", "*", "*", "*", "Europe/Paris"]
     assert wide[1].split()[8] == "train-flow-20261129-1", wide
     assert wide[1].split()[-2:] == ["Failed", "True"], wide

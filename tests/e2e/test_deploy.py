@@ -82,7 +82,8 @@ def test_deploy_uploads_once_applies_in_place_and_bumps_generation_on_change(
     table = cluster.kubectl("get", "flows", "-n", namespace)
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()
-    assert header.split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "RUN", "AGE"]
+    assert header.split() == ["NAME", "STEPS", "SCHEDULE", "LAST", "SCHEDULE", "LAST", "RUN",
+                              "AGE"]
     assert row.split()[0] == "train-flow"
 
 
