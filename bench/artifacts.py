@@ -638,6 +638,14 @@ def print_table(results: dict[str, Any]) -> None:
               f"{'met' if t['peak_rss_target_2x_met'] else 'NOT met'})")
 
 
+def metaflow_args(mf_python: Path) -> tuple[str, ...]:
+    """The options every Metaflow run of the benches takes: ``--no-pylint`` when
+    Metaflow's venv has no pylint (its lint step would fail, not measure)."""
+    has_pylint = subprocess.run([str(mf_python), "-c", "import pylint"],
+                                capture_output=True).returncode == 0
+    return () if has_pylint else ("--no-pylint",)
+
+
 def machine_facts(mf_python: Path) -> dict[str, Any]:
     mem = psutil.virtual_memory().total
     return {
@@ -672,8 +680,7 @@ def main() -> None:
     args = parser.parse_args()
     check_twins(name for name, _, _ in SCENARIOS.values())
     mf_python = metaflow_python()
-    has_pylint = subprocess.run([str(mf_python), "-c", "import pylint"],
-                                capture_output=True).returncode == 0
+    mf_args = metaflow_args(mf_python)
     machine = machine_facts(mf_python)
     runs: list[Run] = []
     began = time.monotonic()
@@ -681,7 +688,7 @@ def main() -> None:
             S3Server.running(Path(tmp) / "s3") as server:
         work = Path(tmp) / "runs"
         work.mkdir()
-        ctx = Context(work, server, mf_python, () if has_pylint else ("--no-pylint",),
+        ctx = Context(work, server, mf_python, mf_args,
                       args.array_mb, args.artifacts)
         for repeat in range(1, args.repeats + 1):
             for scenario in args.scenarios:

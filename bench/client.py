@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from artifacts import check_twins, clean_env, metaflow_python
+from artifacts import check_twins, clean_env, metaflow_args, metaflow_python
 from scheduling import (
     FLOWS,
     NAMESPACE,
@@ -329,9 +329,7 @@ def main() -> None:
     args.s3_runs = min(args.s3_runs, args.runs)
     check_twins((FLOW_FILE,))
     mf = metaflow_python()
-    has_pylint = subprocess.run([str(mf), "-c", "import pylint"],
-                                capture_output=True).returncode == 0
-    mf_args = () if has_pylint else ("--no-pylint",)
+    mf_args = metaflow_args(mf)
     machine = machine_facts(mf)
     machine["operator_tree_at_start"] = operator_tree()
     began = time.monotonic()

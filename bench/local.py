@@ -34,10 +34,8 @@ asserted. Results go to bench/results/local.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -48,10 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifacts import check_twins, clean_env, metaflow_python, package_version, step_gaps
+from artifacts import check_twins, clean_env, metaflow_args, metaflow_python, step_gaps
+from scheduling import machine_facts
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 FLOWS = BENCH / "flows"
 RESULTS = BENCH / "results" / "local.json"
 SCENARIOS = {"linear3": "linear3.py", "foreach100": "foreach100.py"}
@@ -146,25 +144,6 @@ def summarise(results: list[Result]) -> dict[str, Any]:
     return out
 
 
-def machine_facts(mf: Path) -> dict[str, Any]:
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                         text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                            "operator/kflow/local", "operator/kflow/runner"],
-                           capture_output=True, text=True).stdout.strip() != ""
-    return {
-        "cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": next((line.split(":", 1)[1].strip()
-                           for line in Path("/proc/cpuinfo").read_text().splitlines()
-                           if line.startswith("model name")), platform.processor()),
-        "python": platform.python_version(),
-        "metaflow": package_version(mf, "metaflow"),
-        "commit": sha, "local_tree_modified": dirty,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "load_avg_at_start": os.getloadavg(),
-    }
-
-
 def print_table(summary: dict[str, Any]) -> None:
     print(f"{'flow':<12}{'system':<10}{'wall s':>9}{'CPU/task s':>12}{'gap p50 ms':>12}")
     for scenario, entry in summary.items():
@@ -187,9 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     check_twins(SCENARIOS.values())
     mf = metaflow_python()
-    has_pylint = subprocess.run([str(mf), "-c", "import pylint"],
-                                capture_output=True).returncode == 0
-    mf_args = () if has_pylint else ("--no-pylint",)
+    mf_args = metaflow_args(mf)
     machine = machine_facts(mf)
     began = time.monotonic()
     results: list[Result] = []

@@ -75,6 +75,7 @@ from artifacts import (
     BackgroundLoop,
     check_twins,
     clean_env,
+    metaflow_args,
     metaflow_python,
     package_version,
     step_gaps,
@@ -660,9 +661,7 @@ def main() -> None:
         args.repeats, args.width, args.concurrent = 1, 20, 20
     check_twins(f for f, _ in SCENARIOS.values())
     mf = metaflow_python()
-    has_pylint = subprocess.run([str(mf), "-c", "import pylint"],
-                                capture_output=True).returncode == 0
-    mf_args = () if has_pylint else ("--no-pylint",)
+    mf_args = metaflow_args(mf)
     machine = machine_facts(mf)
     began = time.monotonic()
     kflow_runs: list[KflowRun] = []

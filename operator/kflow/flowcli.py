@@ -270,13 +270,13 @@ def _run(flow_cls: type[FlowSpec], args: argparse.Namespace,
         from kflow.hybrid import pod_steps
         from kflow.local import LocalRunError, resume_local
 
-        if steps := pod_steps(flow_cls, checked_graph(flow_cls)):
+        graph = checked_graph(flow_cls)
+        if steps := pod_steps(flow_cls, graph):
             raise LocalRunError(
                 f"{flow_cls.__name__} runs {', '.join(steps)} as pods (@batch/@kubernetes), "
                 "so its local runs are hybrid runs, and a hybrid run cannot be resumed yet: "
                 f"start a new one (python {_prog()} run --local)")
-        return int(resume_local(flow_cls, checked_graph(flow_cls), args.run, args.step,
-                                _local_settings(args)))
+        return int(resume_local(flow_cls, graph, args.run, args.step, _local_settings(args)))
     if command == "resume":
         from kflow import submit
 

@@ -129,6 +129,7 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
     from kflow.hybrid.routing import RoutingExecutor
     from kflow.local.processes import ProcessExecutor
     from kflow.planning import FlowModel, RunModel
+    from kflow_operator.flowstatus import status_patch
     from kflow_operator.k8s import KubernetesKubeApi
     from kflow_operator.settings import from_env
 
@@ -138,7 +139,8 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
         settings.run_id))
     body["spec"]["driver"] = api_types.DRIVER_LOCAL
     run = runs.create_run(body)
-    flow = KubernetesKubeApi(api).get_flow(namespace, deployed.name)
+    kube = KubernetesKubeApi(api)
+    flow = kube.get_flow(namespace, deployed.name)
     if flow is None:
         raise LocalRunError(f"Flow {deployed.name} vanished from namespace {namespace} "
                             "right after it was deployed; run again")
@@ -154,16 +156,13 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
         start_step=flow_model.start, parameters=dict(parameters),
         tags=tuple(dict.fromkeys(settings.tags)), user=user, steps=step_launches(spec))
     pod_config = from_env(os.environ).pod
-    writer = KubernetesKubeApi(api)
     written: dict[str, Any] = dict(run.get("status") or {})
     stop, lost, ended = threading.Event(), threading.Event(), threading.Event()
 
     def save(status: Mapping[str, Any]) -> None:
-        from kflow_operator.flowstatus import status_patch
-
         if lost.is_set():             # the operator failed the run (DriverLost): its word
             return
-        writer.patch_flowrun_status(namespace, name, status_patch(written, status))
+        kube.patch_flowrun_status(namespace, name, status_patch(written, status))
         written.clear()
         written.update(status)
 
@@ -173,7 +172,7 @@ def _drive(graph: FlowGraph, parameters: Mapping[str, str], settings: LocalSetti
         pods = PodExecutor(api, flow, run, pod_config, on_change=local.wake)
         for target, args in ((_watch_stop, (runs, namespace, name, stop, lost, ended,
                                              local.wake)),
-                             (_heartbeat, (writer, namespace, name, ended))):
+                             (_heartbeat, (kube, namespace, name, ended))):
             threading.Thread(target=target, args=args, daemon=True).start()
         return RoutingExecutor(steps, pods, local)
 

@@ -262,7 +262,7 @@ def _step_spec(flow_cls: type[FlowSpec], graph: FlowGraph, args: TaskArgs) -> An
 
 
 def _set_current(flow_cls: type[FlowSpec], args: TaskArgs, env: Mapping[str, str],
-                 parameter_names: tuple[str, ...]) -> None:
+                 parameter_names: tuple[str, ...], store: Datastore) -> None:
     from kflow.current import current
 
     username = env.get("KFLOW_USER") or env.get("USER") or "unknown"
@@ -277,10 +277,10 @@ def _set_current(flow_cls: type[FlowSpec], args: TaskArgs, env: Mapping[str, str
                  task_id=args.task, retry_count=args.attempt,
                  origin_run_id=args.origin_run_id, namespace=args.namespace,
                  username=username, tags=args.tags, parameter_names=parameter_names,
-                 is_running_flow=True, trigger=_trigger(args, env), **project)
+                 is_running_flow=True, trigger=_trigger(args, store), **project)
 
 
-def _trigger(args: TaskArgs, env: Mapping[str, str]) -> Trigger | None:
+def _trigger(args: TaskArgs, store: Datastore) -> Trigger | None:
     """``current.trigger``: its runs are read on first use from this task's store and
     namespace, through a store-only client source (a step pod has no Kubernetes rights)."""
     if not args.trigger_run:
@@ -291,10 +291,9 @@ def _trigger(args: TaskArgs, env: Mapping[str, str]) -> Trigger | None:
 
     def open_run(pathspec: str) -> Run:
         from kflow.client import Run, Source, set_source
-        from kflow.store import store_from_env
 
         if not opened:
-            set_source(Source(store_from_env(env, retry=_retry_policy(env)), args.namespace))
+            set_source(Source(store, args.namespace))
             opened.append(True)
         return Run(pathspec)
 
@@ -351,7 +350,7 @@ def _run(args: TaskArgs, env: Mapping[str, str], store: Datastore, writer: Attem
     if start_values:
         flow.__dict__["_parameter_values"] = {
             name: value for name, (_, value) in values.items()}
-    _set_current(flow_cls, args, env, tuple(param_attrs))
+    _set_current(flow_cls, args, env, tuple(param_attrs), store)
     mark = progress.lap("inputs", mark)
 
     progress.clock["userStartedAt"] = time.time()
